@@ -1,0 +1,3 @@
+from pyxim.cli import main
+
+raise SystemExit(main())

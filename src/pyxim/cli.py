@@ -1,0 +1,198 @@
+"""Exim's command line → one function per mode.
+
+Exim's options are not getopt-shaped (`-DNAME=value`, `-bem FILE`, `-oX 25`,
+`-q30m`…), so they are read by hand here into a CommandLine record, then the
+mode function runs. Every failure reaches the user as Exim's message and a
+non-zero exit status, never a traceback.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import TextIO
+
+from pyxim.errors import ConfigError, ExpansionError, PyximError
+
+PROG = "pyxim"
+
+
+class UsageError(PyximError):
+    pass
+
+
+@dataclass
+class CommandLine:
+    mode: str = ""  # "-bV", "-bP", "-be", …
+    config_path: str | None = None
+    macros: dict[str, str] = field(default_factory=dict)
+    message_file: str | None = None  # -bem FILE
+    args: list[str] = field(default_factory=list)  # what follows the options
+    sender: str | None = None  # -f
+
+
+# Options that take the next word as their value.
+_WITH_VALUE = {"-C", "-bem", "-f", "-F", "-oX", "-oMa", "-oMs", "-oMr", "-oMt", "-oMi", "-oMaa", "-oMai"}
+
+
+def parse_command_line(argv: Sequence[str]) -> CommandLine:
+    cl = CommandLine()
+    i = 0
+    while i < len(argv):
+        arg = argv[i]
+        if arg == "--":
+            i += 1
+            break
+        if not arg.startswith("-") or arg == "-":
+            break
+        if arg == "--version":
+            cl.mode = "-bV"
+        elif arg == "--help":
+            cl.mode = "--help"
+        elif arg.startswith("-D"):
+            body = arg[2:]
+            name, eq, value = body.partition("=")
+            if not name or not (name[0].isupper() and name.replace("_", "").isalnum()):
+                raise UsageError(f"macro name set by -D must start with an upper case letter: {arg}")
+            cl.macros[name] = value if eq else ""
+        elif arg in _WITH_VALUE:
+            if i + 1 >= len(argv):
+                raise UsageError(f"string expected after {arg}")
+            value = argv[i + 1]
+            if arg == "-C":
+                cl.config_path = value
+            elif arg == "-bem":
+                cl.mode = "-be"
+                cl.message_file = value
+            elif arg == "-f":
+                cl.sender = value
+            i += 1
+        elif arg.startswith("-C") and len(arg) > 2:
+            cl.config_path = arg[2:]
+        elif arg in ("-bV", "-bP", "-be", "-bd", "-bdf", "-bs", "-bt", "-bv", "-bh", "-bp", "-q"):
+            cl.mode = arg
+        elif arg.startswith("-b"):
+            raise UsageError(f"unknown, malformed, or incomplete option {arg}")
+        else:
+            raise UsageError(f"unknown, malformed, or incomplete option {arg}")
+        i += 1
+    cl.args = list(argv[i:])
+    return cl
+
+
+def _load(cl: CommandLine):  # -> Config
+    from pyxim.config import load_config
+
+    return load_config(cl.config_path, cl.macros)
+
+
+def run_bv(cl: CommandLine, out: TextIO) -> int:
+    from pyxim.config.printing import bv_output
+
+    config = _load(cl)  # a ConfigError reaches main(): message on stderr, exit 1
+    out.write(bv_output(config))
+    return 0
+
+
+def run_bp(cl: CommandLine, out: TextIO) -> int:
+    from pyxim.config.printing import bp_output
+
+    config = _load(cl)
+    text, status = bp_output(config, cl.args)
+    out.write(text)
+    return status
+
+
+def run_be(cl: CommandLine, out: TextIO, inp: TextIO) -> int:
+    """-be / -bem: expand strings from the arguments, or from stdin one per line."""
+    from pyxim.expand import ExpansionContext, expand_string
+
+    config = _load(cl)
+    ctx = ExpansionContext(config=config)
+    if cl.message_file is not None:
+        from pyxim.expand.message import Message
+
+        try:
+            ctx.message = Message.from_file(cl.message_file)
+        except OSError as exc:
+            raise UsageError(f"failed to open {cl.message_file}: {exc.strerror}") from None
+    if cl.sender is not None:
+        ctx.variables["sender_address"] = cl.sender
+
+    def one(line: str) -> str:
+        try:
+            return expand_string(line, ctx)
+        except ExpansionError as exc:
+            return f"Failed: {exc.message}"
+
+    if cl.args:
+        for arg in cl.args:
+            out.write(one(arg) + "\n")
+        return 0
+
+    while True:
+        out.write("> ")
+        out.flush()
+        line = inp.readline()
+        if not line:
+            out.write("\n")
+            return 0
+        line = line.rstrip("\n")
+        # A trailing backslash continues the line; the continuation's leading
+        # white space is dropped (Exim's -be input reader).
+        while line.endswith("\\"):
+            out.write("> ")
+            out.flush()
+            more = inp.readline()
+            if not more:
+                break
+            line = line[:-1] + more.rstrip("\n").lstrip()
+        if line[:1].isupper():
+            # Exim -be: a line starting with an upper-case letter defines a macro.
+            config.define_macro_from_line(line)
+            continue
+        line = config.substitute_macros(line)
+        out.write(one(line) + "\n")
+
+
+def run_help(cl: CommandLine, out: TextIO) -> int:
+    out.write(
+        "usage: pyxim [-C file] [-DNAME=value] -bV | -bP [names] | -be [strings] | -bem file\n"
+        "pyxim takes Exim's command line; see docs/configuration.md.\n"
+    )
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        cl = parse_command_line(argv)
+        if cl.mode == "-bV":
+            return run_bv(cl, sys.stdout)
+        if cl.mode == "-bP":
+            return run_bp(cl, sys.stdout)
+        if cl.mode == "-be":
+            return run_be(cl, sys.stdout, sys.stdin)
+        if cl.mode == "--help":
+            return run_help(cl, sys.stdout)
+        if cl.mode == "":
+            raise UsageError("no mode given (try -bV, -bP, -be or --help)")
+        raise UsageError(f"{cl.mode} is not available in this version of pyxim yet")
+    except ConfigError as exc:
+        print(str(exc), file=sys.stderr)
+        return 1
+    except UsageError as exc:
+        print(f"{PROG}: {exc}", file=sys.stderr)
+        return 1
+    except PyximError as exc:
+        print(f"{PROG}: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        return 1
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())
