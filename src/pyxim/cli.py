@@ -8,6 +8,7 @@ non-zero exit status, never a traceback.
 
 from __future__ import annotations
 
+import re
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -142,15 +143,20 @@ def run_be(cl: CommandLine, out: TextIO, inp: TextIO) -> int:
         # A trailing backslash continues the line; the continuation's leading
         # white space is dropped (Exim's -be input reader).
         while line.endswith("\\"):
-            out.write("> ")
-            out.flush()
             more = inp.readline()
             if not more:
                 break
             line = line[:-1] + more.rstrip("\n").lstrip()
         if line[:1].isupper():
             # Exim -be: a line starting with an upper-case letter defines a macro.
-            config.define_macro_from_line(line)
+            # A malformed one is reported on stderr and the session goes on.
+            try:
+                config.define_macro_from_line(line)
+            except ConfigError as exc:
+                print(str(exc), file=sys.stderr)
+                continue
+            name = re.match(r"[A-Za-z0-9_]*", line)
+            out.write(f"Defined macro '{name.group(0) if name else line}'\n")
             continue
         line = config.substitute_macros(line)
         out.write(one(line) + "\n")
