@@ -83,8 +83,12 @@ def parse_command_line(argv: Sequence[str]) -> CommandLine:
 
 
 def _load(cl: CommandLine):  # -> Config
-    from pyxim.config import load_config
+    try:
+        from pyxim.config import load_config
+    except ImportError:  # TEMPORARY until pyxim.config lands
+        from pyxim._bootstrap_config import load
 
+        return load(cl.config_path, cl.macros)
     return load_config(cl.config_path, cl.macros)
 
 
@@ -126,6 +130,10 @@ def run_be(cl: CommandLine, out: TextIO, inp: TextIO) -> int:
             return expand_string(line, ctx)
         except ExpansionError as exc:
             return f"Failed: {exc.message}"
+        except RecursionError:
+            return "Failed: expansion nested too deeply"
+        except Exception as exc:  # noqa: BLE001 — a bug must not end the session with a traceback
+            return f"Failed: internal error in pyxim: {type(exc).__name__}: {exc}"
 
     if cl.args:
         for arg in cl.args:
