@@ -83,12 +83,8 @@ def parse_command_line(argv: Sequence[str]) -> CommandLine:
 
 
 def _load(cl: CommandLine):  # -> Config
-    try:
-        from pyxim.config import load_config
-    except ImportError:  # TEMPORARY until pyxim.config lands
-        from pyxim._bootstrap_config import load
+    from pyxim.config import load_config
 
-        return load(cl.config_path, cl.macros)
     return load_config(cl.config_path, cl.macros)
 
 
