@@ -35,7 +35,7 @@ def _generic(kind: str, samples: list[str]) -> dict[str, OptionDef]:
 # out of those listings; they are unset by default.
 _UNSET_IN_DATA = {
     "router": {"*": ["transport"], "manualroute": ["route_list"], "redirect": ["data"]},
-    "transport": {"appendfile": ["file"], "pipe": ["command"], "lmtp": ["socket"]},
+    "transport": {"appendfile": ["file"], "pipe": ["command"], "lmtp": ["socket", "command"], "autoreply": ["file"]},
     "authenticator": {"*": ["public_name"]},
 }
 
@@ -70,6 +70,21 @@ def _builtins() -> None:
     for (kind, driver), table in _TABLES.items():
         for name in _UNSET_IN_DATA[kind].get("*", []) + _UNSET_IN_DATA[kind].get(driver, []):
             table.setdefault(name, OptionDef(name, "string", None))
+
+
+_GENERIC_SAMPLES = {
+    "router": ("router", ["accept", "redirect", "dnslookup", "manualroute"]),
+    "transport": ("transport", ["appendfile", "pipe", "smtp", "lmtp", "autoreply"]),
+    "authenticator": ("auth", ["plaintext", "cram_md5", "dovecot"]),
+}
+
+
+@lru_cache(maxsize=3)
+def generic_option_names(kind: str) -> frozenset[str]:
+    """Options every driver of this kind has (Exim lists these first in -bP)."""
+    prefix, samples = _GENERIC_SAMPLES[kind]
+    names = set(_generic(prefix, samples)) | set(_UNSET_IN_DATA[kind].get("*", [])) | {"driver"}
+    return frozenset(names)
 
 
 def options_for(kind: str, driver: str) -> dict[str, OptionDef] | None:

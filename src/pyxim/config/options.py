@@ -20,14 +20,15 @@ _SIZE_PRINTED = re.compile(r"^\d+[KMG]$")
 
 SIZE_OPTIONS = frozenset(
     {"message_size_limit", "check_log_space", "check_spool_space", "bounce_return_size_limit",
-     "return_size_limit", "quota", "quota_warn_threshold", "mailbox_size", "size_addition", "maildir_quota"}
+     "return_size_limit", "quota", "quota_warn_threshold", "mailbox_size", "maildir_quota"}
 )
-INT_OPTIONS = frozenset({"dns_retry", "header_line_maxsize", "ldap_version"})
+INT_OPTIONS = frozenset({"dns_retry", "header_line_maxsize", "ldap_version", "sqlite_lock_timeout"})
 TIME_OPTIONS = frozenset({"dns_retrans", "receive_timeout", "rfc1413_query_timeout", "timeout_frozen_after",
                           "auto_thaw", "connect_timeout", "command_timeout", "data_timeout", "final_timeout",
                           "timeout", "proxy_protocol_timeout", "smtp_receive_timeout"})
 FIXED_OPTIONS = frozenset({"deliver_queue_load_max", "queue_only_load", "smtp_load_reserve"})
-UGID_LIST_OPTIONS = frozenset({"admin_groups", "never_users", "trusted_groups", "trusted_users"})
+OCTAL_OPTIONS = frozenset({"umask", "mode", "directory_mode", "lockfile_mode", "modemask"})
+UGID_LIST_OPTIONS = frozenset({"admin_groups", "never_users", "trusted_groups", "trusted_users", "owners", "owngroups"})
 
 
 @dataclass(slots=True, frozen=True)
@@ -107,7 +108,7 @@ def parse_value(opt: OptionDef, value: str | None, negated: bool) -> object:
         raise ConfigError("negation prefix applied to a non-boolean option")
     if value is None:
         raise ConfigError(f"unexpected end of line (data missing) after {opt.name}")
-    if opt.kind in ("int", "size"):
+    if opt.kind in ("int", "size", "octal"):
         return parse_int(opt.name, value)
     if opt.kind == "time":
         return parse_time(opt.name, value)
@@ -128,6 +129,8 @@ def format_option(opt: OptionDef, value: object) -> str:
         return f"{opt.name} = {print_time(int(value))}"  # type: ignore[call-overload]
     if opt.kind == "size":
         return f"{opt.name} = {print_size(int(value))}"  # type: ignore[call-overload]
+    if opt.kind == "octal":
+        return f"{opt.name} = {int(value):#o}".replace("0o", "0")  # type: ignore[call-overload]
     if opt.kind == "fixed":
         v = int(value)  # type: ignore[call-overload]
         frac = f"{v % 1000:03d}".rstrip("0")
@@ -142,6 +145,10 @@ def _kind_from_printed(name: str, printed: str | None, bare: bool) -> str:
         return "ugidlist"
     if name in FIXED_OPTIONS:
         return "fixed"
+    if name in INT_OPTIONS:
+        return "int"
+    if name in OCTAL_OPTIONS:
+        return "octal"
     if name in SIZE_OPTIONS or (printed and _SIZE_PRINTED.match(printed)):
         return "size"
     if name in TIME_OPTIONS or name.endswith("_timeout") or (printed and _TIME.match(printed)):
@@ -164,7 +171,8 @@ def load_table(filename: str) -> dict[str, OptionDef]:
             kind = _kind_from_printed(name, value, bare=False)
             default: object = None
             if value != "":
-                default = parse_value(OptionDef(name, kind, None), value, False)
+                # strings keep their exact text (e.g. check_string's trailing space)
+                default = value if kind == "string" else parse_value(OptionDef(name, kind, None), value, False)
             table[name] = OptionDef(name, kind, default)
         else:
             negated = line.startswith("no_")

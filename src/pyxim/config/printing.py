@@ -18,18 +18,27 @@ def _main_line(config: Config, opt: OptionDef) -> str:
     from pyxim.config import main_options  # noqa: F401  (table already loaded)
 
     value = config.main.get(opt.name, opt.default)
+    if value in (None, "") and opt.name in ("qualify_domain", "qualify_recipient"):
+        value = config.main.get("qualify_domain") or config.main.get("primary_hostname") or ""
+        from pyxim.expand import ExpansionContext
+        from pyxim.expand.evaluate import Evaluation
+        from pyxim.expand.variables import resolve_variable
+
+        value = resolve_variable(Evaluation(ExpansionContext(config=config)), "qualify_domain")
     if opt.name in config.hidden and os.geteuid() != 0 and getpass.getuser() != "root":
         return f"{opt.name} = <value not displayable>"
     return format_option(opt, value)
 
 
 def _driver_listing(inst: DriverInstance) -> list[str]:
-    from pyxim.config.drivers import options_for
+    from pyxim.config.drivers import generic_option_names, options_for
 
     table = dict(options_for(inst.kind, inst.driver) or {})
     table["driver"] = OptionDef("driver", "string", inst.driver)
+    generic = generic_option_names(inst.kind)
     lines = []
-    for name in sorted(table):
+    # Exim lists the generic options first, then the driver's own, each sorted.
+    for name in sorted(table, key=lambda n: (n not in generic, n)):
         opt = table[name]
         value = inst.options.get(name, opt.default)
         lines.append(format_option(opt, value))
