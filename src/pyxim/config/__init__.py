@@ -95,9 +95,9 @@ def _parse_main(lines: list[Line], config: Config) -> int:
         word = text.split(None, 1)[0]
         if word == "begin":
             return idx
-        if word.rstrip("_cache") in LIST_KINDS or word in LIST_KINDS or word.endswith("list_cache"):
-            kind_word = word[: -len("_cache")] if word.endswith("_cache") else word
-            if kind_word in LIST_KINDS:
+        kind_word = word.removesuffix("_cache")
+        if kind_word in LIST_KINDS:
+            if kind_word:
                 rest = text[len(word):].strip()
                 lname, eq, value = rest.partition("=")
                 lname = lname.strip()

@@ -165,7 +165,8 @@ class Reader:
                 continue
             self.lines.append(Line(path, number, self.macros.substitute(text)))
         if stack:
-            raise ConfigError("Unexpected end of configuration file: .endif missing", path, total)
+            last = total - 1 if raw_lines and raw_lines[-1] == "" else total
+            raise ConfigError("Unexpected end of configuration file: .endif missing", path, last)
         self.depth -= 1
 
 
