@@ -151,6 +151,9 @@ def run_be(cl: CommandLine, out: TextIO, inp: TextIO) -> int:
             if not more:
                 break
             line = line[:-1] + more.rstrip("\n").lstrip()
+        # Macros are substituted first; what still starts with an upper-case
+        # letter is a macro definition (Exim's -be reader does the same).
+        line = config.substitute_macros(line)
         if line[:1].isupper():
             # Exim -be: a line starting with an upper-case letter defines a macro.
             # A malformed one is reported on stderr and the session goes on.
@@ -162,7 +165,6 @@ def run_be(cl: CommandLine, out: TextIO, inp: TextIO) -> int:
             name = re.match(r"[A-Za-z0-9_]*", line)
             out.write(f"Defined macro '{name.group(0) if name else line}'\n")
             continue
-        line = config.substitute_macros(line)
         out.write(one(line) + "\n")
 
 

@@ -83,6 +83,10 @@ if _TC:  # pragma: no cover
     from pyxim.expand.context import ExpansionContext
 
 
+class _NoHostName(Exception):
+    """A host list needed the client's name and there is none (Exim's "unknown" case)."""
+
+
 def match_pattern(subject: str, pattern: str, caseless: bool = True) -> bool:
     """One string pattern: `^regex`, `*suffix`, or a literal."""
     if pattern.startswith("^"):
@@ -133,7 +137,14 @@ def _check_list(
         if item.startswith("+"):
             matched = _named(ctx, item[1:], kind, check_item)
         else:
-            matched = check_item(item)
+            from pyxim.errors import LookupDefer
+
+            try:
+                matched = check_item(item)
+            except _NoHostName:
+                return False  # a name item and no name for the host: the list fails
+            except LookupDefer as exc:
+                raise LookupDefer(f'unable to complete match against "{raw}": {exc.message}') from None
         if matched:
             return not negative
     return last_negative
@@ -289,7 +300,7 @@ def match_ip_list(ctx: ExpansionContext, address: str, listtext: str) -> bool:
         lk = _lookup_item(ctx, item)
         if lk is not None:
             return _run_list_lookup(ctx, lk[0], lk[1], address) is not None
-        return False
+        raise _NoHostName  # match_ip has no host names: such an item ends the match
 
     return _check_list(ctx, listtext, "host", check)
 
@@ -306,6 +317,8 @@ def match_host_list(ctx: ExpansionContext, host_address: str, listtext: str, hos
                 # forward-confirm, as Exim does before trusting a reverse name
                 if host_address in resolver.addresses_for_name(name):
                     names.append(name.rstrip("."))
+        if not names:
+            raise _NoHostName
         return names
 
     def check(item: str) -> bool:

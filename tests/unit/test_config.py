@@ -51,7 +51,8 @@ def test_typed_values(tmp_path: Path) -> None:
 def test_value_parsers() -> None:
     assert parse_int("x", "2K") == 2048
     assert parse_int("x", "-3") == -3
-    assert parse_time("x", "90") == 90
+    with pytest.raises(ConfigError, match="invalid time value for x"):
+        parse_time("x", "90")  # every number needs its unit, as in Exim
     assert parse_time("x", "1w") == 604800
     assert parse_fixed("x", "0.05") == 50
     assert format_option(OptionDef("t", "time", None), 93784) == "t = 1d2h3m4s"

@@ -65,8 +65,6 @@ def parse_int(name: str, value: str) -> int:
 
 def parse_time(name: str, value: str) -> int:
     text = value.strip()
-    if re.fullmatch(r"\d+", text):
-        return int(text)
     if not _TIME.match(text):
         raise ConfigError(f"invalid time value for {name}")
     mult = {"w": 604800, "d": 86400, "h": 3600, "m": 60, "s": 1}

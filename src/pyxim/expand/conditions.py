@@ -172,18 +172,31 @@ def cond_match(ev: Evaluation, args: list[str]) -> bool:
     return True
 
 
+def _keeping_data(ev: Evaluation, run):  # type: ignore[no-untyped-def]
+    """$domain_data/$local_part_data are set by ACL and router matches, not by these conditions."""
+    saved = {k: ev.ctx.variables.get(k) for k in ("domain_data", "local_part_data")}
+    try:
+        return run()
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                ev.ctx.variables.pop(k, None)
+            else:
+                ev.ctx.variables[k] = v
+
+
 @condition("match_domain", nargs=2)
 def cond_match_domain(ev: Evaluation, args: list[str]) -> bool:
     from pyxim.lists import match_domain_list
 
-    return match_domain_list(ev.ctx, args[0], args[1])
+    return _keeping_data(ev, lambda: match_domain_list(ev.ctx, args[0], args[1]))
 
 
 @condition("match_local_part", nargs=2)
 def cond_match_local_part(ev: Evaluation, args: list[str]) -> bool:
     from pyxim.lists import match_localpart_list
 
-    return match_localpart_list(ev.ctx, args[0], args[1])
+    return _keeping_data(ev, lambda: match_localpart_list(ev.ctx, args[0], args[1]))
 
 
 @condition("match_address", nargs=2)

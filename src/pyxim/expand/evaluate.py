@@ -130,11 +130,12 @@ class Evaluation:
             raise ExpansionError(f'"{node.spec.name}" expansions are not permitted')
         if node.spec.lazy:
             return node.spec.func(self, list(node.args))
-        return node.spec.func(self, [self.eval_seq(a) for a in node.args])
+        return node.spec.func(self, [self.eval_seq(a) for a in node.args if isinstance(a, N.Seq)])
 
     def skip_item(self, node: N.Item) -> None:
         for a in node.args:
-            self.skip_seq(a)
+            if isinstance(a, N.Seq):
+                self.skip_seq(a)
 
     # -- yes/no ------------------------------------------------------------
 

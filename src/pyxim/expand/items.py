@@ -20,6 +20,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from pyxim.errors import ExpansionError, ForcedFail
+from pyxim.expand.nodes import FailMarker
 from pyxim.expand.operators import _b, _s, numeric_hash, substring, text_hash
 from pyxim.expand.registry import item
 from pyxim.expand.taint import Tainted, carry, check_untainted, taint
@@ -54,10 +55,7 @@ def item_substr(ev: Evaluation, args: list[str]) -> str:
     start = _number(args[0], "substr")
     length = _number(args[1], "substr") if len(args) == 3 else None
     subject = args[-1]
-    out = substring(_b(subject), start, length)
-    if out is None:
-        raise ExpansionError(f'"{start}" out of range for substring operation')
-    return carry(_s(out), subject)
+    return carry(_s(substring(_b(subject), start, length)), subject)
 
 
 @item("hash", 2, 3)
@@ -217,7 +215,7 @@ def item_run(ev: Evaluation, args: list[Any]) -> str:
         if ok:
             return ev.eval(args[1])
         if len(args) > 2:
-            if args[2] == "fail":
+            if isinstance(args[2], FailMarker):
                 raise ForcedFail('"run" failed and "fail" requested')
             return ev.eval(args[2])
     return ""

@@ -56,6 +56,11 @@ class Op:
 
 
 @dataclass(slots=True, frozen=True)
+class FailMarker:
+    """`fail` written in place of an item's no-string (e.g. ${run{…}{yes}fail})."""
+
+
+@dataclass(slots=True, frozen=True)
 class Item:
     spec: ItemSpec
     args: tuple[Seq, ...]

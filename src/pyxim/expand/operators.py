@@ -81,19 +81,25 @@ def ev_name(ev: Evaluation, base: str, sub: str | None) -> str:
     return base if sub is None else f"{base}_{sub}"
 
 
-def substring(data: bytes, start: int, length: int | None) -> bytes | None:
-    """Exim's extract_substr(): negative start counts from the end; None on a bad offset."""
+def substring(data: bytes, start: int, length: int | None) -> bytes:
+    """Exim's extract_substr().
+
+    A negative start counts from the end, and then a missing length means
+    "everything to the left of it"; a start past the end gives nothing.
+    """
     n = len(data)
     if start < 0:
-        start = n + start
+        start += n
         if start < 0:
-            if length is None:
-                return None
-            length += start
+            length = max((length if length is not None else 0) + start, 0)
             start = 0
+        elif length is None or length < 0:
+            length, start = start, 0
     elif start > n:
-        return None
-    if length is None or length < 0:
+        start, length = n, 0
+    elif length is None or length < 0:
+        length = n
+    if start + length > n:
         length = n - start
     return data[start : start + max(length, 0)]
 
@@ -103,10 +109,7 @@ def op_substr(ev: Evaluation, arg: str, sub: str | None) -> str:
     values = _sub_numbers(ev_name(ev, "substr", sub), sub, 2, "substr")
     start = values[0]
     length = values[1] if len(values) > 1 else None
-    out = substring(_b(arg), start, length)
-    if out is None:
-        raise ExpansionError(f'"{start}" out of range for substring operation')
-    return _s(out)
+    return _s(substring(_b(arg), start, length))
 
 
 _HASHCODES = b"abcdefghijklmnopqrtsuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
@@ -278,7 +281,7 @@ def op_hex2b64(ev: Evaluation, arg: str, sub: str | None) -> str:
     try:
         data = bytes.fromhex(arg)
     except ValueError:
-        raise ExpansionError(f'"{arg}" is not a hexadecimal string') from None
+        raise ExpansionError(f'"{arg}" is not a hex string') from None
     return base64.b64encode(data).decode("ascii")
 
 
@@ -338,7 +341,7 @@ def op_quote(ev: Evaluation, arg: str, sub: str | None) -> str:
     return "".join(out)
 
 
-_LP_SPECIALS = set('()<>@,;:\\".[]')
+_LP_SPECIALS = set('()<>@,;:\\"[]')
 
 
 @operator("quote_local_part")
@@ -347,8 +350,6 @@ def op_quote_local_part(ev: Evaluation, arg: str, sub: str | None) -> str:
     # dots are fine where they separate atoms
     if not needs and arg and not arg.startswith(".") and not arg.endswith(".") and ".." not in arg:
         return arg
-    if not needs and "." in arg:
-        pass
     out = ['"']
     for ch in arg:
         if ch in '"\\':
@@ -455,15 +456,14 @@ def readconf_time(text: str) -> int | None:
         return None
     total = 0
     pos = 0
-    mult = {"w": 604800, "d": 86400, "h": 3600, "m": 60, "s": 1, "": 1}
+    # every number needs its unit: a bare "90" is not a time (readconf_readtime)
+    mult = {"w": 604800, "d": 86400, "h": 3600, "m": 60, "s": 1}
     while pos < len(text):
-        m = re.match(r"(\d+)([wdhms]?)", text[pos:])
+        m = re.match(r"(\d+)([wdhms])", text[pos:])
         if not m:
             return None
         total += int(m.group(1)) * mult[m.group(2)]
         pos += m.end()
-        if not m.group(2) and pos < len(text):
-            return None
     return total
 
 

@@ -24,7 +24,7 @@ from typing import Any
 
 from pyxim.errors import ExpansionError
 from pyxim.expand import nodes as N
-from pyxim.expand.registry import CONDITIONS, ITEMS, OPERATORS, ConditionSpec
+from pyxim.expand.registry import CONDITIONS, ITEMS, OPERATORS, ConditionSpec, ItemSpec
 
 HEADER_PREFIXES = ("h", "header", "rh", "rheader", "bh", "bheader", "lh", "lheader")
 
@@ -32,6 +32,9 @@ HEADER_PREFIXES = ("h", "header", "rh", "rheader", "bh", "bheader", "lh", "lhead
 SPECIAL_ITEMS = frozenset(
     {"if", "lookup", "extract", "filter", "map", "reduce", "sort", "acl", "certextract", "authresults"}
 )
+
+# Items whose argument at this index may be the word `fail` instead of a string.
+FAIL_OK_ITEMS = {"run": 2}
 
 FORALL_KINDS = frozenset({"forall", "forany", "forall_json", "forany_json", "forall_jsons", "forany_jsons"})
 
@@ -51,6 +54,11 @@ def _header_prefix(name: str) -> str | None:
     return None
 
 
+def _byte(value: int) -> str:
+    """One byte as text: bytes above 0x7F are carried as surrogate escapes (see operators._b)."""
+    return chr(value) if value < 0x80 else chr(0xDC00 + value)
+
+
 def interpret_escape(text: str, i: int) -> tuple[str, int]:
     """Interpret the backslash escape starting at text[i] == '\\'; return (char, next index)."""
     i += 1
@@ -61,7 +69,7 @@ def interpret_escape(text: str, i: int) -> tuple[str, int]:
         while j < len(text) and j < i + 3 and text[j] in "01234567":
             value = value * 8 + int(text[j])
             j += 1
-        return chr(value & 0xFF), j
+        return _byte(value & 0xFF), j
     if ch == "x":
         j = i + 1
         value = 0
@@ -70,7 +78,7 @@ def interpret_escape(text: str, i: int) -> tuple[str, int]:
             j += 1
         if j == i + 1:
             return "x", j
-        return chr(value), j
+        return _byte(value), j
     return _ESCAPES.get(ch, ch), i + 1
 
 
@@ -222,6 +230,8 @@ class Parser:
             return getattr(self, "item_" + name)(i)
         spec = ITEMS.get(name)
         if spec is not None:
+            if name in FAIL_OK_ITEMS:
+                return self.item_with_fail(i, spec, FAIL_OK_ITEMS[name])
             args, i = self.read_subs(i, spec.max_args, spec.min_args, name)
             return N.Item(spec, tuple(args)), i
         nxt = self.peek(i)
@@ -264,6 +274,24 @@ class Parser:
                 raise self.curly(f"missing '}}' after '{name}'")
             i += 1
         return args, i
+
+    def item_with_fail(self, i: int, spec: ItemSpec, fail_at: int) -> tuple[N.Item, int]:
+        """An item whose no-string may be the word `fail` (Exim's process_yesno)."""
+        args, i = self.read_subs(i, fail_at, spec.min_args, spec.name, check_end=False)
+        i = self.skip_ws(i)
+        if len(args) == fail_at and self.peek(i) == "{":
+            arg, i = self.parse_brace_arg(i)
+            args.append(arg)
+        elif len(args) == fail_at and self.peek(i) not in ("}", ""):
+            word, j = self.read_name(i, "_")
+            if word != "fail":
+                raise ExpansionError(f'syntax error in "{spec.name}" item - "fail" expected')
+            args.append(N.FailMarker())  # type: ignore[arg-type]
+            i = j
+        i = self.skip_ws(i)
+        if self.peek(i) != "}":
+            raise self.yesno_curly("did not close with '}'", i)
+        return N.Item(spec, tuple(args)), i + 1
 
     # -- yes/no strings -----------------------------------------------------
 

@@ -132,7 +132,7 @@ class IpLinearSearch:
 
     def find(self, ctx: ExpansionContext, filename: str | None, key: str, options: dict[str, str]) -> str | None:
         try:
-            address = ipaddress.ip_network(key, strict=False)
+            address = ipaddress.ip_network(ipaddress.ip_address(key))
         except ValueError:
             raise LookupDefer(
                 f'"{key}" is not a valid iplsearch key (an IP address, with optional CIDR mask, is wanted): '
