@@ -272,6 +272,9 @@ def variable_is_set(ev: Evaluation, name: str) -> bool:
     return resolve_variable(ev, name) != ""
 
 
+_ADDRESS_HEADERS = frozenset({"bcc", "cc", "from", "reply-to", "sender", "to"})
+
+
 def header_variable(ev: Evaluation, prefix: str, header_name: str) -> str:
     """$h_name:, $rh_…, $bh_…, $lh_… (and the long $header_ forms)."""
     msg = ev.ctx.message
@@ -286,9 +289,12 @@ def header_variable(ev: Evaluation, prefix: str, header_name: str) -> str:
     if kind == "l":
         from pyxim.lists import quote_list_item
 
-        return Tainted(":".join(quote_list_item(v.strip()) for v in values))
-    joined = "\n".join(v.strip() for v in values)
-    if kind == "h":
+        # one list item per header line, leading white space kept
+        return Tainted(":".join(quote_list_item(v.rstrip("\n")) for v in values))
+    # Headers that carry address lists are joined with a comma (Exim's "BCFRST" types).
+    sep = ",\n" if header_name.lower() in _ADDRESS_HEADERS else "\n"
+    joined = sep.join(v.strip() for v in values)
+    if kind in ("h", "b"):  # $bh_ decodes too, only without charset translation
         from pyxim.expand.rfc2047 import decode_header_words
 
         charset = _main(ev, "headers_charset", "UTF-8")

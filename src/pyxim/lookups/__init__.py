@@ -75,7 +75,8 @@ def parse_spec(spec: str) -> LookupSpec:
     text, _, opts = spec.partition(",")
     partial = -1
     affix = ""
-    m = re.match(r"partial(\d*)(?:\((.*?)\))?-", text)
+    # partialN-type, or partialN(affix)type with no dash
+    m = re.match(r"partial(\d*)(?:\(([^)]*)\)|-)", text)
     if text.startswith("partial"):
         if not m:
             raise ExpansionError(f'format error in lookup type "{text}"')
