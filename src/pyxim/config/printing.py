@@ -41,6 +41,9 @@ def _driver_listing(inst: DriverInstance) -> list[str]:
     for name in sorted(table, key=lambda n: (n not in generic, n)):
         opt = table[name]
         value = inst.options.get(name, opt.default)
+        if name == "retry_use_local_part" and name not in inst.options and inst.kind == "router":
+            # Exim: defaults to true for routers that check for a local user
+            value = bool(inst.options.get("check_local_user"))
         lines.append(format_option(opt, value))
     return lines
 
