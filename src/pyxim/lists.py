@@ -74,6 +74,7 @@ def quote_list_item(item: str, sep: str = ":") -> str:
 # a or b"). Lookups inside lists (`lsearch;/file`) use the subject as key.
 
 import ipaddress as _ipaddress  # noqa: E402
+from functools import lru_cache as _lru_cache  # noqa: E402
 import socket as _socket  # noqa: E402
 from typing import TYPE_CHECKING as _TC  # noqa: E402
 
@@ -120,6 +121,12 @@ def _run_list_lookup(ctx: ExpansionContext, spec: str, arg: str, key: str) -> st
     return lookups.lookup(ctx, spec, arg, key)
 
 
+@_lru_cache(maxsize=4096)
+def _items(listtext: str) -> tuple[str, ...]:
+    # Configuration lists are matched over and over: split each text once.
+    return tuple(iterate_list(listtext))
+
+
 def _check_list(
     ctx: ExpansionContext,
     listtext: str,
@@ -127,7 +134,7 @@ def _check_list(
     check_item,  # type: ignore[no-untyped-def]
 ) -> bool:
     last_negative = False
-    for raw in iterate_list(listtext):
+    for raw in _items(listtext):
         item = raw
         negative = False
         while item.startswith("!"):
@@ -249,16 +256,29 @@ def match_address_list(ctx: ExpansionContext, address: str, listtext: str, casel
     return _check_list(ctx, listtext, "address", check)
 
 
-def _ip_item_matches(address: str, item: str) -> bool | None:
-    """True/False when `item` is an IP or CIDR; None when it is something else."""
-    candidate = item.strip("[]")
+@_lru_cache(maxsize=65536)
+def _network(item: str) -> _ipaddress.IPv4Network | _ipaddress.IPv6Network | None:
     try:
-        net = _ipaddress.ip_network(candidate, strict=False)
+        return _ipaddress.ip_network(item.strip("[]"), strict=False)
     except ValueError:
         return None
+
+
+@_lru_cache(maxsize=4096)
+def _address(text: str) -> _ipaddress.IPv4Address | _ipaddress.IPv6Address | None:
     try:
-        ip = _ipaddress.ip_address(address)
+        return _ipaddress.ip_address(text)
     except ValueError:
+        return None
+
+
+def _ip_item_matches(address: str, item: str) -> bool | None:
+    """True/False when `item` is an IP or CIDR; None when it is something else."""
+    net = _network(item)
+    if net is None:
+        return None
+    ip = _address(address)
+    if ip is None:
         return False
     if ip.version == 6 and ip.ipv4_mapped is not None and net.version == 4:  # type: ignore[union-attr]
         ip = ip.ipv4_mapped  # type: ignore[union-attr]
