@@ -74,8 +74,8 @@ def quote_list_item(item: str, sep: str = ":") -> str:
 # a or b"). Lookups inside lists (`lsearch;/file`) use the subject as key.
 
 import ipaddress as _ipaddress  # noqa: E402
-from functools import lru_cache as _lru_cache  # noqa: E402
 import socket as _socket  # noqa: E402
+from functools import lru_cache as _lru_cache  # noqa: E402
 from typing import TYPE_CHECKING as _TC  # noqa: E402
 
 from pyxim.errors import ExpansionError as _ExpansionError  # noqa: E402
@@ -162,7 +162,23 @@ def _named(ctx: ExpansionContext, name: str, kind: str, check_item) -> bool:  # 
     nl = config.named_lists.get(name) if config is not None else None
     if nl is None or nl.kind != kind:
         raise _ExpansionError(f'unknown named {kind} list "+{name}"')
-    return _check_list(ctx, nl.value, kind, check_item)
+    value = nl.value
+    dynamic = "$" in value or "\\" in value
+    if dynamic:
+        from pyxim.expand import expand_string
+
+        value = expand_string(value, ctx)
+    # Exim caches the result of matching a named list unless its text depends
+    # on variables; the _cache forms ask for caching even then.
+    subject = getattr(check_item, "subject", None)
+    if subject is None or (dynamic and not nl.cached):
+        return _check_list(ctx, value, kind, check_item)
+    key = ("namedlist", kind, name, subject)
+    cached = ctx.lookup_cache.get(key)
+    if cached is None:
+        cached = _check_list(ctx, value, kind, check_item)
+        ctx.lookup_cache[key] = cached
+    return cached
 
 
 def _primary_hostname(ctx: ExpansionContext) -> str:
@@ -215,6 +231,7 @@ def match_domain_list(ctx: ExpansionContext, domain: str, listtext: str) -> bool
             return False
         return match_pattern(domain, item)
 
+    check.subject = domain  # type: ignore[attr-defined]
     return _check_list(ctx, listtext, "domain", check)
 
 
@@ -229,6 +246,7 @@ def match_localpart_list(ctx: ExpansionContext, local_part: str, listtext: str, 
             return False
         return match_pattern(local_part, item, caseless=caseless)
 
+    check.subject = local_part  # type: ignore[attr-defined]
     return _check_list(ctx, listtext, "localpart", check)
 
 
@@ -253,6 +271,7 @@ def match_address_list(ctx: ExpansionContext, address: str, listtext: str, casel
             local_ok = match_pattern(local, ilocal, caseless=caseless_localpart)
         return local_ok and match_pattern(domain, idomain)
 
+    check.subject = address  # type: ignore[attr-defined]
     return _check_list(ctx, listtext, "address", check)
 
 
@@ -322,6 +341,7 @@ def match_ip_list(ctx: ExpansionContext, address: str, listtext: str) -> bool:
             return _run_list_lookup(ctx, lk[0], lk[1], address) is not None
         raise _NoHostName  # match_ip has no host names: such an item ends the match
 
+    check.subject = address  # type: ignore[attr-defined]
     return _check_list(ctx, listtext, "host", check)
 
 
@@ -369,4 +389,5 @@ def match_host_list(ctx: ExpansionContext, host_address: str, listtext: str, hos
             return any(match_pattern(n, item) for n in host_names())
         return False
 
+    check.subject = host_address  # type: ignore[attr-defined]
     return _check_list(ctx, listtext, "host", check)

@@ -152,3 +152,15 @@ def test_host_and_ip_lists() -> None:
     assert match_host_list(ctx, "192.0.2.1", "*")
     assert match_host_list(ctx, "", ":")  # the empty item matches a local (non-SMTP) sender
     assert not match_host_list(ctx, "192.0.2.1", "")
+
+
+def test_named_lists_are_expanded_and_cached(files: Path) -> None:
+    (files / "c.conf").write_text(
+        f"domainlist dyn = ${{lookup{{postmaster}}lsearch{{{files / 'aliases'}}}}}.example\n"
+        "domainlist plain = a.example : b.example\n"
+    )
+    ctx = ExpansionContext(config=load_config(str(files / "c.conf")))
+    assert match_domain_list(ctx, "root.example", "+dyn")
+    assert match_domain_list(ctx, "b.example", "+plain")
+    assert ctx.lookup_cache[("namedlist", "domain", "plain", "b.example")] is True
+    assert ("namedlist", "domain", "dyn", "root.example") not in ctx.lookup_cache
