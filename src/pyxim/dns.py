@@ -16,6 +16,8 @@ SERVFAIL raises LookupDefer, which callers turn into a temporary error.
 from __future__ import annotations
 
 import ipaddress
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import dns.asyncresolver
@@ -71,6 +73,27 @@ def parse_nameservers(value: str) -> list[tuple[str, int]]:
     return servers
 
 
+class _NxDomain:
+    """Holds the NXDOMAIN answer when _temporary_errors() swallowed the exception."""
+
+    answer: DnsAnswer
+
+
+@contextmanager
+def _temporary_errors(name: str, rdtype: str) -> Iterator[_NxDomain]:
+    """NXDOMAIN becomes an answer; timeouts and server failures become LookupDefer."""
+    holder = _NxDomain()
+    holder.answer = DnsAnswer(name, rdtype, [], False, "NXDOMAIN")
+    try:
+        yield holder
+    except dns.resolver.NXDOMAIN:
+        return
+    except (dns.resolver.NoNameservers, dns.exception.Timeout, dns.resolver.LifetimeTimeout) as exc:
+        raise LookupDefer(f"DNS lookup of {name} ({rdtype}) gave a temporary error: {type(exc).__name__}") from None
+    except dns.exception.DNSException as exc:
+        raise LookupDefer(f"DNS lookup of {name} ({rdtype}) failed: {exc}") from None
+
+
 class Resolver:
     def __init__(
         self,
@@ -116,26 +139,16 @@ class Resolver:
         )
 
     def query(self, name: str, rdtype: str, *, dnssec: bool = False) -> DnsAnswer:
-        try:
+        with _temporary_errors(name, rdtype) as nx:
             result = self.sync.resolve(name, rdtype, search=False, raise_on_no_answer=False)
-        except dns.resolver.NXDOMAIN:
-            return DnsAnswer(name, rdtype, [], False, "NXDOMAIN")
-        except (dns.resolver.NoNameservers, dns.exception.Timeout, dns.resolver.LifetimeTimeout) as exc:
-            raise LookupDefer(f"DNS lookup of {name} ({rdtype}) gave a temporary error: {type(exc).__name__}") from None
-        except dns.exception.DNSException as exc:
-            raise LookupDefer(f"DNS lookup of {name} ({rdtype}) failed: {exc}") from None
-        return self._answer(name, rdtype, result)
+            return self._answer(name, rdtype, result)
+        return nx.answer
 
     async def aquery(self, name: str, rdtype: str, *, dnssec: bool = False) -> DnsAnswer:
-        try:
+        with _temporary_errors(name, rdtype) as nx:
             result = await self.async_.resolve(name, rdtype, search=False, raise_on_no_answer=False)
-        except dns.resolver.NXDOMAIN:
-            return DnsAnswer(name, rdtype, [], False, "NXDOMAIN")
-        except (dns.resolver.NoNameservers, dns.exception.Timeout, dns.resolver.LifetimeTimeout) as exc:
-            raise LookupDefer(f"DNS lookup of {name} ({rdtype}) gave a temporary error: {type(exc).__name__}") from None
-        except dns.exception.DNSException as exc:
-            raise LookupDefer(f"DNS lookup of {name} ({rdtype}) failed: {exc}") from None
-        return self._answer(name, rdtype, result)
+            return self._answer(name, rdtype, result)
+        return nx.answer
 
     # -- what lists and routers ask -------------------------------------------
 

@@ -63,12 +63,21 @@ def parse_int(name: str, value: str) -> int:
     return -n if sign else n
 
 
-def parse_time(name: str, value: str) -> int:
-    text = value.strip()
+_UNITS = {"w": 604800, "d": 86400, "h": 3600, "m": 60, "s": 1}
+
+
+def read_time(text: str) -> int | None:
+    """1w2d3h4m5s → seconds; every number needs its unit (Exim's readconf_readtime). None if malformed."""
     if not _TIME.match(text):
+        return None
+    return sum(int(n) * _UNITS[u] for n, u in re.findall(r"(\d+)([wdhms])", text))
+
+
+def parse_time(name: str, value: str) -> int:
+    seconds = read_time(value.strip())
+    if seconds is None:
         raise ConfigError(f"invalid time value for {name}")
-    mult = {"w": 604800, "d": 86400, "h": 3600, "m": 60, "s": 1}
-    return sum(int(n) * mult[u] for n, u in re.findall(r"(\d+)([wdhms])", text))
+    return seconds
 
 
 def parse_fixed(name: str, value: str) -> int:

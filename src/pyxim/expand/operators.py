@@ -223,15 +223,19 @@ def op_base32(ev: Evaluation, arg: str, sub: str | None) -> str:
     return out
 
 
-@operator("base32d")
-def op_base32d(ev: Evaluation, arg: str, sub: str | None) -> str:
+def _decode_digits(arg: str, alphabet: str, base: int) -> str:
     n = 0
     for ch in arg:
-        idx = _B32.find(ch)
+        idx = alphabet.find(ch)
         if idx < 0:
-            raise ExpansionError(f'argument for base32d operator is "{arg}", which is not a base 32 number')
-        n = n * 32 + idx
+            raise ExpansionError(f'argument for base{base}d operator is "{arg}", which is not a base {base} number')
+        n = n * base + idx
     return str(n)
+
+
+@operator("base32d")
+def op_base32d(ev: Evaluation, arg: str, sub: str | None) -> str:
+    return _decode_digits(arg, _B32, 32)
 
 
 @operator("base62")
@@ -249,13 +253,7 @@ def op_base62(ev: Evaluation, arg: str, sub: str | None) -> str:
 
 @operator("base62d")
 def op_base62d(ev: Evaluation, arg: str, sub: str | None) -> str:
-    n = 0
-    for ch in arg:
-        idx = _B62.find(ch)
-        if idx < 0:
-            raise ExpansionError(f'argument for base62d operator is "{arg}", which is not a base 62 number')
-        n = n * 62 + idx
-    return str(n)
+    return _decode_digits(arg, _B62, 62)
 
 
 @operator("base64", "str2b64")
@@ -451,32 +449,16 @@ def op_eval10(ev: Evaluation, arg: str, sub: str | None) -> str:
 
 
 def readconf_time(text: str) -> int | None:
-    """Exim's readconf_readtime(): 1w2d3h4m5s; a bare number is seconds. None if malformed."""
-    if not text:
-        return None
-    total = 0
-    pos = 0
-    # every number needs its unit: a bare "90" is not a time (readconf_readtime)
-    mult = {"w": 604800, "d": 86400, "h": 3600, "m": 60, "s": 1}
-    while pos < len(text):
-        m = re.match(r"(\d+)([wdhms])", text[pos:])
-        if not m:
-            return None
-        total += int(m.group(1)) * mult[m.group(2)]
-        pos += m.end()
-    return total
+    """Exim's readconf_readtime(): 1w2d3h4m5s, every number with its unit; None if malformed."""
+    from pyxim.config.options import read_time
+
+    return read_time(text)
 
 
 def time_interval(seconds: int) -> str:
-    """Exim's readconf_printtime(): 93784 → 1d2h3m4s."""
-    if seconds == 0:
-        return "0s"
-    out = ""
-    for unit, size in (("w", 604800), ("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
-        if seconds >= size:
-            out += f"{seconds // size}{unit}"
-            seconds %= size
-    return out
+    from pyxim.config.options import print_time
+
+    return print_time(seconds)
 
 
 @operator("time_eval")
