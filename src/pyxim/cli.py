@@ -71,7 +71,7 @@ def parse_command_line(argv: Sequence[str]) -> CommandLine:
             i += 1
         elif arg.startswith("-C") and len(arg) > 2:
             cl.config_path = arg[2:]
-        elif arg in ("-bV", "-bP", "-be", "-bd", "-bdf", "-bs", "-bt", "-bv", "-bh", "-bp", "-q"):
+        elif arg in ("-bV", "-bP", "-be", "-bd", "-bdf", "-bs", "-bt", "-bv", "-bh", "-bp", "-bpc", "-bpu", "-q"):
             cl.mode = arg
         elif arg.startswith("-b"):
             raise UsageError(f"unknown, malformed, or incomplete option {arg}")
@@ -168,6 +168,22 @@ def run_be(cl: CommandLine, out: TextIO, inp: TextIO) -> int:
         out.write(one(line) + "\n")
 
 
+def run_bp_queue(cl: CommandLine, out: TextIO) -> int:
+    """-bp, -bpc, -bpu: list or count the queue."""
+    from pathlib import Path
+
+    from pyxim.queue.listing import queue_count, queue_listing
+    from pyxim.spool.store import Spool
+
+    config = _load(cl)
+    spool = Spool(Path(str(config.main["spool_directory"])), bool(config.main.get("split_spool_directory")))
+    if cl.mode == "-bpc":
+        out.write(f"{queue_count(spool)}\n")
+    else:
+        out.write(queue_listing(spool, undelivered_only=cl.mode == "-bpu"))
+    return 0
+
+
 def run_help(cl: CommandLine, out: TextIO) -> int:
     out.write(
         "usage: pyxim [-C file] [-DNAME=value] -bV | -bP [names] | -be [strings] | -bem file\n"
@@ -186,6 +202,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return run_bp(cl, sys.stdout)
         if cl.mode == "-be":
             return run_be(cl, sys.stdout, sys.stdin)
+        if cl.mode in ("-bp", "-bpc", "-bpu"):
+            return run_bp_queue(cl, sys.stdout)
         if cl.mode == "--help":
             return run_help(cl, sys.stdout)
         if cl.mode == "":

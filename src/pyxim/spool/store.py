@@ -1,0 +1,97 @@
+"""Durable writes to the spool: nothing is acknowledged before it is on disk.
+
+A message becomes real when its -H file appears under its final name. The
+order is Exim's: the -D file is written and synced, then the -H file is
+written to a temporary name, synced, renamed into place, and the directory
+synced. A crash before the rename leaves only files that queue runners
+ignore (-D without -H, or a temporary -H) and that are removed later; a crash
+after it leaves a whole message.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from pyxim.spool.format import SpoolMessage
+from pyxim.spool.ids import is_message_id
+
+
+@dataclass(slots=True)
+class Spool:
+    directory: Path  # spool_directory
+    split: bool = False  # split_spool_directory
+
+    def input_dir(self, message_id: str | None = None) -> Path:
+        base = self.directory / "input"
+        if self.split and message_id is not None:
+            return base / message_id[5]
+        return base
+
+    def paths(self, message_id: str) -> tuple[Path, Path]:
+        d = self.input_dir(message_id)
+        return d / f"{message_id}-H", d / f"{message_id}-D"
+
+    def write(self, message: SpoolMessage, body: bytes) -> None:
+        """Write a message durably. Returns only once both files and the directory are synced."""
+        d = self.input_dir(message.message_id)
+        d.mkdir(parents=True, exist_ok=True, mode=0o750)
+        hpath, dpath = self.paths(message.message_id)
+        _write_synced(dpath, message.data_file_prefix() + body)
+        tmp = d / f"hdr.{message.message_id}"
+        _write_synced(tmp, message.header_file())
+        os.rename(tmp, hpath)
+        _sync_dir(d)
+
+    def read(self, message_id: str) -> tuple[SpoolMessage, bytes]:
+        hpath, dpath = self.paths(message_id)
+        message = SpoolMessage.parse_header_file(hpath.read_bytes())
+        data = dpath.read_bytes()
+        prefix = message.data_file_prefix()
+        return message, data[len(prefix) :] if data.startswith(prefix) else data
+
+    def remove(self, message_id: str) -> None:
+        hpath, dpath = self.paths(message_id)
+        for p in (hpath, dpath):
+            try:
+                p.unlink()
+            except FileNotFoundError:
+                pass
+        _sync_dir(hpath.parent)
+
+    def message_ids(self) -> Iterator[str]:
+        """Every message on the queue (those with a -H file), oldest first."""
+        base = self.directory / "input"
+        dirs = [base] + ([p for p in sorted(base.iterdir()) if p.is_dir()] if base.is_dir() else [])
+        ids: list[str] = []
+        for d in dirs:
+            if not d.is_dir():
+                continue
+            for name in os.listdir(d):
+                if name.endswith("-H") and is_message_id(name[:-2]):
+                    ids.append(name[:-2])
+        from pyxim.spool.ids import id_time
+
+        yield from sorted(ids, key=lambda i: (id_time(i), i))
+
+
+def _write_synced(path: Path, data: bytes) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o640)
+    try:
+        view = memoryview(data)
+        while view:
+            written = os.write(fd, view)
+            view = view[written:]
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _sync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

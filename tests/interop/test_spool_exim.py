@@ -1,0 +1,67 @@
+"""Exim's own queue listing reads the spool pyxim writes, and both list it alike."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+
+from pyxim.expand.taint import Tainted
+from pyxim.spool.format import Recipient, SpoolHeader, SpoolMessage
+from pyxim.spool.ids import MessageIdGenerator
+from pyxim.spool.store import Spool
+from tests.interop import oracle
+
+pytestmark = pytest.mark.skipif(oracle.EXIM is None, reason="exim4 not installed")
+
+
+@pytest.mark.parametrize("split", [False, True])
+def test_exim_lists_pyxims_queue(split: bool) -> None:
+    # Exim drops to its own user with -C, so the tree must be reachable by it:
+    # pytest's tmp_path sits under a directory only root may enter.
+    tmp_path = Path(tempfile.mkdtemp(prefix="pyxim-spool-"))
+    root = tmp_path / "q"
+    root.mkdir()
+    spool = Spool(root / "spool", split=split)
+    gen = MessageIdGenerator()
+    ids = []
+    for n, rcpts in enumerate((["bob@example.org"], ["carol@example.net", "dave@example.net"])):
+        mid = gen.new_id()
+        ids.append(mid)
+        message = SpoolMessage(
+            mid,
+            f"sender{n}@example.com",
+            [Recipient(a) for a in rcpts],
+            [SpoolHeader.of(f"Received: from client by mail.example.org\n\tid {mid}\n"), SpoolHeader.of("Subject: test\n")],
+            time.time() - 180,
+            options={"helo_name": Tainted("client.example"), "received_protocol": "esmtp", "body_linecount": "1"},
+            non_recipients=["dave@example.net"] if n else [],
+        )
+        spool.write(message, b"hello\n" * (n + 1) * 5000)
+    conf = root / "exim.conf"
+    conf.write_text(
+        f"primary_hostname = mail.example.org\nspool_directory = {root / 'spool'}\n"
+        f"log_file_path = {root}/%slog\n" + ("split_spool_directory\n" if split else "")
+    )
+    # Exim drops to its own user when given -C: let it read the spool.
+    for dirpath, dirnames, filenames in os.walk(root):
+        os.chmod(dirpath, 0o777)
+        for f in filenames:
+            os.chmod(os.path.join(dirpath, f), 0o666)
+    os.chmod(conf, 0o644)  # Exim refuses a configuration file others may write
+    os.chmod(tmp_path, 0o755)
+    for mode in ("-bp", "-bpu", "-bpc"):
+        exim = subprocess.run([oracle.EXIM, "-C", str(conf), mode], capture_output=True, text=True, timeout=60)
+        pyxim = subprocess.run([sys.executable, "-m", "pyxim", "-C", str(conf), mode], capture_output=True, text=True, timeout=60)
+        assert exim.returncode == 0, exim.stderr
+        assert pyxim.stdout == exim.stdout
+    listing = subprocess.run([oracle.EXIM, "-C", str(conf), "-bp"], capture_output=True, text=True).stdout
+    assert all(mid in listing for mid in ids)
+    assert "D dave@example.net" in listing
+    shutil.rmtree(tmp_path)
