@@ -50,7 +50,7 @@ def test_exim_lists_pyxims_queue(split: bool) -> None:
         f"log_file_path = {root}/%slog\n" + ("split_spool_directory\n" if split else "")
     )
     # Exim drops to its own user when given -C: let it read the spool.
-    for dirpath, dirnames, filenames in os.walk(root):
+    for dirpath, _dirnames, filenames in os.walk(root):
         os.chmod(dirpath, 0o777)
         for f in filenames:
             os.chmod(os.path.join(dirpath, f), 0o666)
