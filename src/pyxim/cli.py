@@ -184,6 +184,64 @@ def run_bp_queue(cl: CommandLine, out: TextIO) -> int:
     return 0
 
 
+def run_smtp_stdio(cl: CommandLine, out: TextIO, inp) -> int:  # type: ignore[no-untyped-def]
+    """-bs (a real SMTP session on stdin/stdout) and -bh IP (a test session: nothing is spooled)."""
+    from pathlib import Path
+
+    from pyxim.smtp.session import Peer, SmtpSession
+    from pyxim.spool.ids import MessageIdGenerator
+    from pyxim.spool.store import Spool
+
+    config = _load(cl)
+    ids = MessageIdGenerator()
+    testing = cl.mode == "-bh"
+    if testing:
+        if not cl.args:
+            raise UsageError("-bh requires an IP address")
+        address = cl.args[0]
+        peer = Peer(address, 1234)
+        sys.stderr.write(f"\n**** SMTP testing session as if from host {address}\n**** This is not for real!\n\n")
+
+        def store(message, body):  # type: ignore[no-untyped-def]
+            sys.stderr.write("\n**** SMTP testing: that is not a real message id!\n\n")
+            return message.message_id
+
+        def log(line: str) -> None:
+            sys.stderr.write(f"LOG: {line}\n")
+
+        session = SmtpSession(config, peer, store, ids.new_id, log)
+    else:
+        spool = Spool(Path(str(config.main["spool_directory"])), bool(config.main.get("split_spool_directory")))
+
+        def store(message, body):  # type: ignore[no-untyped-def]
+            spool.write(message, body)
+            return message.message_id
+
+        session = SmtpSession(config, Peer("", 0), store, ids.new_id, protocol_name="smtp")
+        session.protocol_name = "local-smtp"
+    binary_out = out.buffer if hasattr(out, "buffer") else None
+    binary_in = inp.buffer if hasattr(inp, "buffer") else inp
+
+    def send(result) -> bool:  # type: ignore[no-untyped-def]
+        text = "".join(result.replies)
+        if binary_out is not None:
+            binary_out.write(text.encode("utf-8", "surrogateescape"))
+            binary_out.flush()
+        else:
+            out.write(text)
+        return result.close
+
+    if send(session.greeting()):
+        return 0
+    while True:
+        data = binary_in.readline() if hasattr(binary_in, "readline") else b""
+        if not data:
+            send(session.eof())
+            return 0
+        if send(session.feed(data)):
+            return 0
+
+
 def run_help(cl: CommandLine, out: TextIO) -> int:
     out.write(
         "usage: pyxim [-C file] [-DNAME=value] -bV | -bP [names] | -be [strings] | -bem file\n"
@@ -204,6 +262,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return run_be(cl, sys.stdout, sys.stdin)
         if cl.mode in ("-bp", "-bpc", "-bpu"):
             return run_bp_queue(cl, sys.stdout)
+        if cl.mode in ("-bs", "-bh"):
+            return run_smtp_stdio(cl, sys.stdout, sys.stdin)
         if cl.mode == "--help":
             return run_help(cl, sys.stdout)
         if cl.mode == "":

@@ -167,13 +167,28 @@ def _parse_acls(lines: list[Line], config: Config) -> None:
             current.statements.append(statement)
             rest = rest.strip()
             if rest:
-                name, value = _split_option(rest)
-                statement.items.append((name, value or "", line.number))
+                statement.items.append(_acl_item(rest, line))
             continue
         if statement is None:
             raise ConfigError(f'unknown ACL verb "{word}" in "{text}"', line.file, line.number)
-        name, value = _split_option(text)
-        statement.items.append((name, value or "", line.number))
+        statement.items.append(_acl_item(text, line))
+
+
+def _acl_item(text: str, line: Line) -> tuple[str, str, int]:
+    """`name = value`, `!name = value`, `set acl_m_x = value`, `endpass`."""
+    import re
+
+    m = re.match(r"(!?\s*[A-Za-z_][A-Za-z0-9_]*)\s*(.*)$", text, re.S)
+    if not m:
+        raise ConfigError(f'malformed ACL line "{text}"', line.file, line.number)
+    name, rest = m.group(1).replace(" ", ""), m.group(2)
+    if name == "set":
+        return name, rest.strip(), line.number
+    if rest.startswith("="):
+        return name, rest[1:].strip(), line.number
+    if rest.strip():
+        raise ConfigError(f'"=" missing after ACL "{name}" condition or modifier', line.file, line.number)
+    return name, "", line.number
 
 
 def _parse_retry(lines: list[Line], config: Config) -> None:

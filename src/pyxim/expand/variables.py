@@ -171,6 +171,7 @@ _COMPUTED: dict[str, Callable[[Evaluation], str]] = {
     "primary_hostname": _primary_hostname,
     "qualify_domain": _qualify_domain,
     "qualify_recipient": _qualify_recipient,
+    "smtp_active_hostname": lambda ev: _main(ev, "smtp_active_hostname") or _primary_hostname(ev),
     "spool_directory": lambda ev: _main(ev, "spool_directory", "/var/spool/pyxim"),
     "exim_version": lambda ev: EXIM_COMPAT_VERSION,
     "version_number": lambda ev: EXIM_COMPAT_VERSION,

@@ -1,0 +1,323 @@
+"""Access control lists: verbs, conditions and modifiers, evaluated as Exim does.
+
+An ACL is a list of statements, each a verb with conditions and modifiers
+in order. `accept`, `deny`, `defer`, `discard`, `drop` decide when all their
+conditions are true; `require` denies when one is false; `warn` only acts.
+Reaching the end denies. A condition that cannot be decided (a lookup defer)
+makes the statement answer "defer".
+
+Conditions and controls are found in registries, so later modules add
+`spf =`, `dmarc_status =`, `verify = arc` … by registering a function.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from pyxim.errors import ExpansionError, ForcedFail, LookupDefer
+
+if TYPE_CHECKING:  # pragma: no cover
+    from pyxim.config.model import Config
+    from pyxim.expand.context import ExpansionContext
+
+VERBS = ("accept", "defer", "deny", "discard", "drop", "require", "warn")
+
+
+@dataclass(slots=True)
+class AclState:
+    """What ACLs set for the session and the message (headers to add, controls…)."""
+
+    add_headers: list[str] = field(default_factory=list)
+    remove_headers: list[str] = field(default_factory=list)
+    controls: set[str] = field(default_factory=set)
+    log_lines: list[str] = field(default_factory=list)
+    delay: float = 0.0
+
+
+@dataclass(slots=True)
+class AclResult:
+    verdict: str  # accept, deny, defer, discard, drop
+    message: str | None = None  # user message (message =)
+    log_message: str | None = None
+    defer_reason: str | None = None
+
+
+class AclConditionError(Exception):
+    """A condition that cannot be evaluated (unknown, or unsupported here): Exim's 'defer'."""
+
+
+ConditionFunc = Callable[["AclRun", str], bool]
+CONDITIONS: dict[str, ConditionFunc] = {}
+CONTROLS: set[str] = {
+    "allow_auth_unadvertised", "caseful_local_part", "caselower_local_part", "enforce_sync", "no_enforce_sync",
+    "freeze", "no_multiline_responses", "no_pipelining", "queue", "queue_only", "submission",
+    "suppress_local_fixups", "debug", "dkim_disable_verify", "dmarc_disable_verify", "dmarc_verify_disable",
+    "dmarc_enable_forensic", "no_mbox_unspool", "fakedefer", "fakereject", "no_callout_flush", "no_delay_flush",
+    "utf8_downconvert", "cutthrough_delivery", "bmi_run", "wellknown", "prdr",
+}
+
+
+def acl_condition(name: str) -> Callable[[ConditionFunc], ConditionFunc]:
+    def register(func: ConditionFunc) -> ConditionFunc:
+        CONDITIONS[name] = func
+        return func
+
+    return register
+
+
+@dataclass
+class AclRun:
+    config: Config
+    ctx: ExpansionContext
+    state: AclState
+    depth: int = 0
+
+    def expand(self, text: str) -> str:
+        from pyxim.expand import expand_string
+
+        return expand_string(text, self.ctx)
+
+
+def find_acl_text(config: Config, name: str) -> list | None:
+    acl = config.acls.get(name)
+    return acl.statements if acl is not None else None
+
+
+def run_acl(config: Config, acl_name: str | None, ctx: ExpansionContext, state: AclState, default: str = "accept",
+            depth: int = 0) -> AclResult:
+    """Run the ACL named by an option's value (expanded); an unset option gives `default`."""
+    from pyxim.expand import expand_string
+
+    if not acl_name:
+        return AclResult(default)
+    try:
+        name = expand_string(acl_name, ctx).strip()
+    except ExpansionError as exc:
+        return AclResult("defer", defer_reason=f"failed to expand ACL string \"{acl_name}\": {exc.message}")
+    statements = find_acl_text(config, name)
+    if statements is None:
+        if name in VERBS:  # an ACL written in line: "acl_smtp_rcpt = accept"
+            from pyxim.config.model import AclStatement
+
+            statements = [AclStatement(name, [])]
+        else:
+            return AclResult("defer", defer_reason=f'ACL "{name}" not found')
+    run = AclRun(config, ctx, state, depth)
+    for st in statements:
+        result = _run_statement(run, st)
+        if result is not None:
+            return result
+    return AclResult("deny", defer_reason=None)
+
+
+def _run_statement(run: AclRun, st) -> AclResult | None:  # type: ignore[no-untyped-def]
+    message: str | None = None
+    log_message: str | None = None
+    all_true = True
+    endpass = False
+    for name, value, _line in st.items:
+        if name == "endpass":
+            endpass = True
+            continue
+        try:
+            if name in ("message", "log_message"):
+                # expanded when the statement decides; kept as text until then
+                if name == "message":
+                    message = value
+                else:
+                    log_message = value
+                continue
+            if name in _MODIFIERS:
+                _MODIFIERS[name](run, value)
+                continue
+            negated = name.startswith("!")
+            func = CONDITIONS.get(name.lstrip("!"))
+            if func is None:
+                raise AclConditionError(f'unknown ACL condition/modifier "{name}"')
+            if func(run, value) == negated:
+                all_true = False
+        except LookupDefer as exc:
+            return AclResult("defer", defer_reason=exc.message)
+        except ForcedFail:
+            all_true = False
+        except (ExpansionError, AclConditionError) as exc:
+            text = exc.message if isinstance(exc, ExpansionError) else str(exc)
+            return AclResult("defer", defer_reason=text)
+        if not all_true:
+            break
+    verb = st.verb
+    user_message = _expand_or_none(run, message)
+    log_text = _expand_or_none(run, log_message)
+    if verb == "require":
+        return None if all_true else AclResult("deny", user_message, log_text)
+    if not all_true:
+        if verb == "accept" and endpass:
+            return AclResult("deny", user_message, log_text)
+        return None
+    if verb == "warn":
+        if log_text:
+            run.state.log_lines.append(log_text)
+        return None
+    return AclResult(verb, user_message, log_text)
+
+
+def _expand_or_none(run: AclRun, text: str | None) -> str | None:
+    if text is None:
+        return None
+    try:
+        return run.expand(text)
+    except ExpansionError:
+        return text
+
+
+# -- modifiers ---------------------------------------------------------------
+
+
+def _mod_set(run: AclRun, value: str) -> None:
+    name, _, text = value.partition("=")
+    name = name.strip()
+    if not name.startswith(("acl_c", "acl_m")):
+        raise AclConditionError(f'invalid variable name after "set" in ACL modifier "set {name}"')
+    run.ctx.acl_vars[name] = run.expand(text.strip())
+
+
+def _mod_add_header(run: AclRun, value: str) -> None:
+    text = run.expand(value)
+    for line in text.split("\n"):
+        if line:
+            run.state.add_headers.append(line if ":" in line else f"X-ACL-Warn: {line}")
+
+
+def _mod_remove_header(run: AclRun, value: str) -> None:
+    from pyxim.lists import iterate_list
+
+    run.state.remove_headers.extend(iterate_list(run.expand(value)))
+
+
+def _mod_control(run: AclRun, value: str) -> None:
+    text = run.expand(value)
+    word = text.split("/", 1)[0].strip()
+    if word not in CONTROLS:
+        raise AclConditionError(f'unknown control "{word}"')
+    run.state.controls.add(text)
+
+
+def _mod_logwrite(run: AclRun, value: str) -> None:
+    run.state.log_lines.append(run.expand(value))
+
+
+def _mod_delay(run: AclRun, value: str) -> None:
+    from pyxim.config.options import read_time
+
+    seconds = read_time(run.expand(value).strip())
+    if seconds is None:
+        raise AclConditionError(f'invalid time value in "delay = {value}"')
+    run.state.delay += seconds
+
+
+def _mod_continue(run: AclRun, value: str) -> None:
+    run.expand(value)
+
+
+_MODIFIERS: dict[str, Callable[[AclRun, str], None]] = {
+    "set": _mod_set,
+    "add_header": _mod_add_header,
+    "remove_header": _mod_remove_header,
+    "control": _mod_control,
+    "logwrite": _mod_logwrite,
+    "delay": _mod_delay,
+    "continue": _mod_continue,
+}
+
+
+# -- conditions --------------------------------------------------------------
+
+
+@acl_condition("condition")
+def _cond_condition(run: AclRun, value: str) -> bool:
+    from pyxim.expand.conditions import cond_bool_lax
+
+    text = run.expand(value)
+    try:
+        return cond_bool_lax(None, [text])  # type: ignore[arg-type]
+    except ExpansionError:
+        return False
+
+
+def _list_condition(variable: str, matcher: str) -> ConditionFunc:
+    def check(run: AclRun, value: str) -> bool:
+        from pyxim import lists
+
+        subject = run.ctx.variables.get(variable, "")
+        listtext = run.expand(value)
+        func = getattr(lists, matcher)
+        return bool(func(run.ctx, subject, listtext))
+
+    return check
+
+
+acl_condition("domains")(_list_condition("domain", "match_domain_list"))
+acl_condition("local_parts")(_list_condition("local_part", "match_localpart_list"))
+acl_condition("senders")(_list_condition("sender_address", "match_address_list"))
+acl_condition("recipients")(_list_condition("recipient", "match_address_list"))
+
+
+@acl_condition("sender_domains")
+def _cond_sender_domains(run: AclRun, value: str) -> bool:
+    from pyxim.lists import match_domain_list
+
+    sender = run.ctx.variables.get("sender_address", "")
+    return match_domain_list(run.ctx, sender.rpartition("@")[2], run.expand(value))
+
+
+@acl_condition("hosts")
+def _cond_hosts(run: AclRun, value: str) -> bool:
+    from pyxim.lists import match_host_list
+
+    address = run.ctx.variables.get("sender_host_address", "")
+    name = run.ctx.variables.get("sender_host_name") or None
+    return match_host_list(run.ctx, address, run.expand(value), name)
+
+
+@acl_condition("authenticated")
+def _cond_authenticated(run: AclRun, value: str) -> bool:
+    from pyxim.lists import match_localpart_list
+
+    auth_id = run.ctx.variables.get("authenticated_id", "")
+    if not run.ctx.variables.get("sender_host_authenticated"):
+        return False
+    return match_localpart_list(run.ctx, auth_id, run.expand(value))
+
+
+@acl_condition("encrypted")
+def _cond_encrypted(run: AclRun, value: str) -> bool:
+    from pyxim.lists import match_localpart_list
+
+    cipher = run.ctx.variables.get("tls_in_cipher", "")
+    return bool(cipher) and match_localpart_list(run.ctx, cipher, run.expand(value))
+
+
+@acl_condition("acl")
+def _cond_acl(run: AclRun, value: str) -> bool:
+    text = run.expand(value)
+    name = text.split()[0] if text.split() else ""
+    if run.depth > 20:
+        raise AclConditionError("ACL nested too deeply")
+    result = run_acl(run.config, name, run.ctx, run.state, default="deny", depth=run.depth + 1)
+    if result.verdict == "defer":
+        raise LookupDefer(result.defer_reason or f'ACL "{name}" deferred')
+    return result.verdict == "accept"
+
+
+@acl_condition("verify")
+def _cond_verify(run: AclRun, value: str) -> bool:
+    what = run.expand(value).split("/", 1)[0].strip()
+    if what == "header_syntax":
+        return True  # checked by the session when the message arrives
+    if what in ("sender", "recipient"):
+        address = run.ctx.variables.get("sender_address" if what == "sender" else "recipient", "")
+        # Full verification routes the address; until routers exist it is a syntax check.
+        return what == "sender" and address == "" or "@" in address
+    raise AclConditionError(f'verify = {what} is not available in this version of pyxim')

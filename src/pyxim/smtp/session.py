@@ -1,0 +1,563 @@
+"""One SMTP session's logic: commands in, Exim's replies out.
+
+The session never touches a socket: `-bs`, `-bh` and the daemon feed it the
+events of an SmtpReader (protocol.py) and send what it returns. ACLs run
+through the ACL engine; an accepted message goes to `store`, which must make
+it durable before returning its id — only then is "250 OK id=…" produced.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from pyxim import EXIM_COMPAT_VERSION
+from pyxim.acl.engine import AclResult, AclState, run_acl
+from pyxim.config.model import Config
+from pyxim.errors import ExpansionError
+from pyxim.expand import ExpansionContext, expand_string
+from pyxim.expand.taint import Tainted
+from pyxim.lists import match_host_list
+from pyxim.smtp.protocol import Chunk, Command, LineTooLong, MessageData, SmtpReader
+from pyxim.spool.format import Recipient, SpoolHeader, SpoolMessage
+
+_HELO_NAME = re.compile(r"^[A-Za-z0-9._\-]+$|^\[[0-9A-Fa-f.:]+\]$|^\[IPv6:[0-9A-Fa-f.:]+\]$")
+_MAIL = re.compile(r"^FROM:\s*(.*)$", re.I)
+_RCPT = re.compile(r"^TO:\s*(.*)$", re.I)
+
+
+@dataclass
+class Envelope:
+    sender: str | None = None
+    recipients: list[Recipient] = field(default_factory=list)
+    mail_params: dict[str, str] = field(default_factory=dict)
+    rcpt_count: int = 0  # RCPT commands seen, accepted or not
+    chunks: bytearray | None = None  # BDAT data so far
+
+
+@dataclass
+class Peer:
+    address: str
+    port: int
+    local_address: str = "127.0.0.1"
+    local_port: int = 25
+
+
+@dataclass
+class SessionOutput:
+    replies: list[str] = field(default_factory=list)  # each a full reply, CRLF-terminated lines
+    close: bool = False
+
+
+class SmtpSession:
+    def __init__(
+        self,
+        config: Config,
+        peer: Peer,
+        store: Callable[[SpoolMessage, bytes], str],
+        new_id: Callable[[], str],
+        log: Callable[[str], None] = lambda line: None,
+        protocol_name: str = "smtp",
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.config = config
+        self.peer = peer
+        self.store = store
+        self.new_id = new_id
+        self.log = log
+        self.clock = clock
+        self.reader = SmtpReader(self._size_limit() or None)
+        self.ctx = ExpansionContext(config=config, now=clock)
+        self.ctx.variables.update(
+            {
+                "sender_host_address": Tainted(peer.address) if peer.address else "",
+                "sender_host_port": str(peer.port),
+                "received_ip_address": peer.local_address,
+                "received_port": str(peer.local_port),
+                "interface_address": peer.local_address,
+                "interface_port": str(peer.local_port),
+            }
+        )
+        self.helo: str | None = None
+        self.esmtp = False
+        self.envelope = Envelope()
+        self.errors = 0
+        self.unknown = 0
+        self.protocol_name = protocol_name
+        self.acl_state = AclState()
+        self.bdat_failed = False
+
+    # -- helpers ----------------------------------------------------------------
+
+    @property
+    def hostname(self) -> str:
+        return str(self.config.main.get("smtp_active_hostname") or self._primary())
+
+    def _primary(self) -> str:
+        from pyxim.expand.variables import resolve_variable
+
+        return resolve_variable(_Ev(self.ctx), "primary_hostname")
+
+    def _size_limit(self) -> int:
+        return int(self.config.main.get("message_size_limit") or 0)
+
+    def _host_in(self, option: str) -> bool:
+        value = self.config.main.get(option)
+        if not value:
+            return False
+        try:
+            return match_host_list(self.ctx, self.peer.address, expand_string(str(value), self.ctx))
+        except ExpansionError:
+            return False
+
+    def _reply(self, code: str, text: str) -> str:
+        lines = text.split("\n")
+        out = [f"{code}-{line}" for line in lines[:-1]]
+        out.append(f"{code} {lines[-1]}")
+        return "\r\n".join(out) + "\r\n"
+
+    def _protocol_error(self, out: SessionOutput, code: str, text: str) -> SessionOutput:
+        self.errors += 1
+        limit = int(self.config.main.get("smtp_max_synprot_errors") or 3)
+        if self.errors > limit:
+            out.replies.append(self._reply(code, f"{text}\nToo many syntax or protocol errors"))
+            out.close = True
+            return out
+        out.replies.append(self._reply(code, text))
+        return out
+
+    def _acl(self, option: str, default: str) -> AclResult:
+        return run_acl(self.config, self.config.main.get(option), self.ctx, self.acl_state, default)
+
+    def _acl_refusal(self, result: AclResult, temp: bool = False) -> tuple[str, str]:
+        if result.verdict == "defer":
+            if result.message:
+                return "451", result.message
+            return "451", "Temporary local problem - please try later"
+        return ("450" if temp else "550"), result.message or "Administrative prohibition"
+
+    # -- the session ------------------------------------------------------------
+
+    def greeting(self) -> SessionOutput:
+        out = SessionOutput()
+        result = self._acl("acl_smtp_connect", "accept")
+        if result.verdict != "accept":
+            code, text = self._acl_refusal(result)
+            out.replies.append(self._reply("554" if code == "550" else code, text))
+            out.close = True
+            return out
+        try:
+            banner = expand_string(str(self.config.main.get("smtp_banner") or ""), self.ctx)
+        except ExpansionError:
+            banner = f"{self.hostname} ESMTP Exim {EXIM_COMPAT_VERSION}"
+        out.replies.append(self._reply("220", banner))
+        return out
+
+    def feed(self, data: bytes) -> SessionOutput:
+        """Bytes from the client; returns what to send (and whether to close)."""
+        out = SessionOutput()
+        self.reader.feed(data)
+        while not out.close:
+            event = self.reader.next_event()
+            if event is None:
+                break
+            self._event(event, out)
+        return out
+
+    def eof(self) -> SessionOutput:
+        """The client went away without QUIT."""
+        out = SessionOutput(close=True)
+        if self.reader.mode == "data":
+            out.replies.append(self._reply("421", "Lost incoming connection"))
+        else:
+            out.replies.append(self._reply("421", f"{self.hostname} lost input connection"))
+        return out
+
+    def _event(self, event, out: SessionOutput) -> None:  # type: ignore[no-untyped-def]
+        if isinstance(event, LineTooLong):
+            self._protocol_error(out, "500", "Command line too long")
+            return
+        if isinstance(event, MessageData):
+            self._message_done(out, bytes(event.data), event.max_line_length)
+            return
+        if isinstance(event, Chunk):
+            self._chunk(out, event)
+            return
+        assert isinstance(event, Command)
+        line = event.line
+        verb, _, arg = line.partition(" ")
+        verb = verb.upper()
+        self.ctx.variables["smtp_command"] = Tainted(line)
+        if self.bdat_failed and verb not in ("RSET", "QUIT"):
+            self._protocol_error(out, "503", "only RSET accepted now")
+            return
+        if self.envelope.chunks is not None and verb not in ("BDAT", "RSET", "QUIT", "NOOP"):
+            # a broken chunked transaction: only RSET can clear it (Exim's rule)
+            self.bdat_failed = True
+            self._protocol_error(out, "503", "only BDAT permissible after non-LAST BDAT")
+            return
+        handler = getattr(self, "cmd_" + verb.lower(), None) if verb.isalpha() else None
+        if handler is None:
+            self.unknown += 1
+            if self.unknown > int(self.config.main.get("smtp_max_unknown_commands") or 3):
+                out.replies.append(self._reply("500", "Too many unrecognized commands"))
+                out.close = True
+                return
+            out.replies.append(self._reply("500", "unrecognized command"))
+            return
+        handler(out, arg.strip())
+
+    # -- commands -----------------------------------------------------------------
+
+    def _helo(self, out: SessionOutput, arg: str, esmtp: bool) -> None:
+        name = arg.strip()
+        verb = "EHLO" if esmtp else "HELO"
+        if not name or not _HELO_NAME.match(name):
+            self._protocol_error(out, "501", f"Syntactically invalid {verb} argument(s)")
+            return
+        self.ctx.variables["sender_helo_name"] = Tainted(name)
+        result = self._acl("acl_smtp_helo", "accept")
+        if result.verdict != "accept":
+            code, text = self._acl_refusal(result)
+            out.replies.append(self._reply(code, text))
+            return
+        self.helo = name
+        self.esmtp = esmtp
+        self._reset()
+        greeting = f"{self.hostname} Hello {name} [{self.peer.address}]"
+        if not esmtp:
+            out.replies.append(self._reply("250", greeting))
+            return
+        lines = [greeting]
+        limit = self._size_limit()
+        if limit:
+            lines.append(f"SIZE {limit}")
+        if self.config.main.get("accept_8bitmime"):
+            lines.append("8BITMIME")
+        if self._host_in("pipelining_advertise_hosts"):
+            lines.append("PIPELINING")
+        if self._host_in("chunking_advertise_hosts"):
+            lines.append("CHUNKING")
+        if self.config.main.get("prdr_enable"):
+            lines.append("PRDR")
+        if self._host_in("dsn_advertise_hosts"):
+            lines.append("DSN")
+        if self._host_in("smtputf8_advertise_hosts"):
+            lines.append("SMTPUTF8")
+        lines.append("HELP")
+        out.replies.append(self._reply("250", "\n".join(lines)))
+
+    def cmd_helo(self, out: SessionOutput, arg: str) -> None:
+        self._helo(out, arg, esmtp=False)
+
+    def cmd_ehlo(self, out: SessionOutput, arg: str) -> None:
+        self._helo(out, arg, esmtp=True)
+
+    def _reset(self) -> None:
+        self.bdat_failed = False
+        self.envelope = Envelope()
+        self.acl_state = AclState()
+        for var in ("sender_address", "local_part", "domain", "recipient"):
+            self.ctx.variables.pop(var, None)
+        for name in [n for n in self.ctx.acl_vars if n.startswith("acl_m")]:
+            del self.ctx.acl_vars[name]
+
+    def cmd_rset(self, out: SessionOutput, arg: str) -> None:
+        self._reset()
+        self.reader.mode = "command"
+        out.replies.append(self._reply("250", "Reset OK"))
+
+    def cmd_noop(self, out: SessionOutput, arg: str) -> None:
+        out.replies.append(self._reply("250", "OK"))
+
+    def cmd_quit(self, out: SessionOutput, arg: str) -> None:
+        self._acl("acl_smtp_quit", "accept")
+        out.replies.append(self._reply("221", f"{self.hostname} closing connection"))
+        out.close = True
+
+    def cmd_help(self, out: SessionOutput, arg: str) -> None:
+        out.replies.append(
+            self._reply("214", "Commands supported:\nHELO EHLO MAIL RCPT DATA BDAT NOOP QUIT RSET HELP")
+        )
+
+    def cmd_vrfy(self, out: SessionOutput, arg: str) -> None:
+        result = self._acl("acl_smtp_vrfy", "deny")
+        if result.verdict != "accept":
+            out.replies.append(self._reply("252", result.message or "Administrative prohibition"))
+            return
+        out.replies.append(self._reply("252", "Cannot VRFY user; try RCPT to attempt delivery"))
+
+    def cmd_expn(self, out: SessionOutput, arg: str) -> None:
+        result = self._acl("acl_smtp_expn", "deny")
+        out.replies.append(self._reply("550", result.message or "Administrative prohibition"))
+
+    def cmd_etrn(self, out: SessionOutput, arg: str) -> None:
+        if self.envelope.sender is not None:
+            self._protocol_error(out, "503", "ETRN is not permitted inside a transaction")
+            return
+        result = self._acl("acl_smtp_etrn", "deny")
+        out.replies.append(self._reply("458" if result.verdict == "accept" else "550",
+                                       "Unable to queue messages" if result.verdict == "accept"
+                                       else result.message or "Administrative prohibition"))
+
+    def cmd_mail(self, out: SessionOutput, arg: str) -> None:
+        if self.helo is None and self._host_in("hosts_require_helo"):
+            self._protocol_error(out, "503", "HELO or EHLO required")
+            return
+        if self.envelope.sender is not None:
+            self._protocol_error(out, "503", "sender already given")
+            return
+        m = _MAIL.match(arg)
+        if not m:
+            self._protocol_error(out, "501", 'MAIL must have an address operand')
+            return
+        address, params, error = _split_address(m.group(1), allow_empty=True, esmtp=self.esmtp,
+                                                allowed=("SIZE", "BODY", "SMTPUTF8", "AUTH", "RET", "ENVID"))
+        if error:
+            self._protocol_error(out, "501", error)
+            return
+        limit = self._size_limit()
+        if "SIZE" in params and limit and params["SIZE"].isdigit() and int(params["SIZE"]) > limit:
+            out.replies.append(self._reply("552", "Message size exceeds maximum permitted"))
+            return
+        self.ctx.variables["sender_address"] = Tainted(address)
+        result = self._acl("acl_smtp_mail", "accept")
+        if result.verdict != "accept":
+            self.ctx.variables.pop("sender_address", None)
+            code, text = self._acl_refusal(result)
+            out.replies.append(self._reply(code, text))
+            return
+        self.envelope.sender = address
+        self.envelope.mail_params = params
+        out.replies.append(self._reply("250", "OK"))
+
+    def cmd_rcpt(self, out: SessionOutput, arg: str) -> None:
+        if self.envelope.sender is None:
+            self._protocol_error(out, "503", "sender not yet given")
+            return
+        m = _RCPT.match(arg)
+        if not m:
+            self._protocol_error(out, "501", "RCPT must have an address operand")
+            return
+        address, params, error = _split_address(m.group(1), allow_empty=False, esmtp=self.esmtp,
+                                                allowed=("NOTIFY", "ORCPT") if self._host_in("dsn_advertise_hosts") else ())
+        if error:
+            self._protocol_error(out, "501", error)
+            return
+        if "@" not in address:
+            address = f"{address}@{self._qualify_recipient()}"
+        self.envelope.rcpt_count += 1
+        rmax = int(self.config.main.get("recipients_max") or 0)
+        if rmax and len(self.envelope.recipients) >= rmax:
+            out.replies.append(self._reply("452", "too many recipients"))
+            return
+        local, _, domain = address.rpartition("@")
+        self.ctx.variables.update(
+            {"local_part": Tainted(local), "domain": Tainted(domain), "recipient": Tainted(address)}
+        )
+        result = self._acl("acl_smtp_rcpt", "deny")
+        if result.verdict in ("accept", "discard"):
+            if result.verdict == "accept":
+                self.envelope.recipients.append(Recipient(address, orcpt=params.get("ORCPT", "")))
+            out.replies.append(self._reply("250", "Accepted"))
+            return
+        code, text = self._acl_refusal(result)
+        out.replies.append(self._reply(code, text))
+        if result.verdict == "drop":
+            out.close = True
+
+    def _qualify_recipient(self) -> str:
+        from pyxim.expand.variables import resolve_variable
+
+        return resolve_variable(_Ev(self.ctx), "qualify_recipient")
+
+    def cmd_data(self, out: SessionOutput, arg: str) -> None:
+        if not self.envelope.recipients:
+            if self.envelope.sender is None or not self.envelope.rcpt_count:
+                self._protocol_error(out, "503", "valid RCPT command must precede DATA")
+            else:
+                self._protocol_error(out, "503", "valid RCPT command must precede DATA")
+            return
+        result = self._acl("acl_smtp_predata", "accept")
+        if result.verdict != "accept":
+            code, text = self._acl_refusal(result)
+            out.replies.append(self._reply("554" if code == "550" else code, text))
+            return
+        self.reader.start_data()
+        out.replies.append(self._reply("354", 'Enter message, ending with "." on a line by itself'))
+
+    def cmd_bdat(self, out: SessionOutput, arg: str) -> None:
+        parts = arg.split()
+        if not self.esmtp or not self._host_in("chunking_advertise_hosts"):
+            self._protocol_error(out, "503", "BDAT command used when CHUNKING not advertised")
+            return
+        if not parts or not parts[0].isdigit() or len(parts) > 2 or (len(parts) == 2 and parts[1].upper() != "LAST"):
+            self._protocol_error(out, "501", "missing size for BDAT command")
+            return
+        if not self.envelope.recipients:
+            self._protocol_error(out, "503", "valid RCPT command must precede BDAT")
+            return
+        if self.envelope.chunks is None:
+            self.envelope.chunks = bytearray()
+        self.reader.start_chunk(int(parts[0]), len(parts) == 2)
+
+    def _chunk(self, out: SessionOutput, chunk: Chunk) -> None:
+        assert self.envelope.chunks is not None
+        self.envelope.chunks += chunk.data
+        if not chunk.last:
+            out.replies.append(self._reply("250", f"{len(chunk.data)} byte chunk received"))
+            return
+        data = bytes(self.envelope.chunks).replace(b"\r\n", b"\n")
+        longest = max((len(x) for x in data.split(b"\n")), default=0)
+        total = len(self.envelope.chunks)
+        self.envelope.chunks = None
+        before = len(out.replies)
+        self._message_done(out, data, longest)
+        if len(out.replies) > before and out.replies[-1].startswith("250 "):
+            # Exim reports the last chunk in front of the final answer
+            out.replies[-1] = f"250- {len(chunk.data)} byte chunk, total {total}\r\n" + out.replies[-1]
+
+    # -- the message --------------------------------------------------------------
+
+    def _message_done(self, out: SessionOutput, data: bytes, max_line: int) -> None:
+        if self.reader.data_too_big:
+            out.replies.append(self._reply("552", "Message size exceeds maximum permitted"))
+            self._reset()
+            return
+        header_text, body = _split_message(data)
+        message_id = self.new_id()
+        now = self.clock()
+        self.ctx.variables.update(
+            {
+                "message_exim_id": message_id,
+                "message_id": message_id,
+                "received_protocol": self._received_protocol(),
+                "max_received_linelength": str(max_line),
+                "message_size": str(len(data)),
+            }
+        )
+        headers = [SpoolHeader.of(h) for h in header_text]
+        from pyxim.expand.message import HeaderLine, Message
+
+        self.ctx.message = Message([HeaderLine(h.text.split(":", 1)[0], h.text) for h in headers],
+                                   body.decode("utf-8", "surrogateescape"))
+        result = self._acl("acl_smtp_data", "accept")
+        if result.verdict not in ("accept", "discard"):
+            code, text = self._acl_refusal(result)
+            out.replies.append(self._reply(code, text))
+            self._reset()
+            return
+        received = self._received_header()
+        if received:
+            headers.insert(0, SpoolHeader(received, "P"))
+        for text in self.acl_state.add_headers:
+            headers.append(SpoolHeader.of(text + "\n"))
+        sender = self.envelope.sender or ""
+        options: dict[str, str | None] = {
+            "helo_name": Tainted(self.helo) if self.helo else None,
+            "host_address": f"{self.peer.address}.{self.peer.port}",
+            "interface_address": f"{self.peer.local_address}.{self.peer.local_port}",
+            "received_protocol": self._received_protocol(),
+            "body_linecount": str(body.count(b"\n")),
+            "max_received_linelength": str(max_line),
+            "deliver_firsttime": None,
+        }
+        options = {k: v for k, v in options.items() if not (k == "helo_name" and v is None)}
+        message = SpoolMessage(message_id, sender, list(self.envelope.recipients), headers, now,
+                               options=options, acl_vars={k[4:]: v for k, v in self.ctx.acl_vars.items()
+                                                          if k.startswith("acl_m")})
+        if result.verdict == "discard":
+            out.replies.append(self._reply("250", f"OK id={message_id}"))
+            self._reset()
+            return
+        try:
+            stored_id = self.store(message, body)
+        except OSError as exc:
+            out.replies.append(self._reply("451", "Temporary local problem - please try later"))
+            self.log(f"spool write failed: {exc}")
+            self._reset()
+            return
+        size = sum(len(h.text.encode("utf-8", "surrogateescape")) for h in headers) + 1 + len(body)
+        host = f"H=({self.helo}) [{self.peer.address}]" if self.helo else f"H=[{self.peer.address}]"
+        self.log(f"{stored_id} <= {sender or '<>'} {host} P={self._received_protocol()} S={size}")
+        out.replies.append(self._reply("250", f"OK id={stored_id}"))
+        self._reset()
+
+    def _received_protocol(self) -> str:
+        return ("e" if self.esmtp else "") + self.protocol_name
+
+    def _received_header(self) -> str:
+        self.ctx.variables["sender_rcvhost"] = Tainted(
+            f"[{self.peer.address}]" + (f" (helo={self.helo})" if self.helo else "")
+        ) if self.peer.address else ""
+        self.ctx.variables["received_for"] = (
+            self.envelope.recipients[0].address if len(self.envelope.recipients) == 1 else ""
+        )
+        self.ctx.variables["sender_address"] = self.envelope.sender or ""
+        try:
+            text = expand_string(str(self.config.main.get("received_header_text") or ""), self.ctx)
+        except ExpansionError:
+            return ""
+        if not text:
+            return ""
+        return text.rstrip("\n") + "\n"
+
+
+class _Ev:
+    """The smallest Evaluation stand-in variables.resolve_variable needs."""
+
+    def __init__(self, ctx: ExpansionContext) -> None:
+        self.ctx = ctx
+
+
+def _split_message(data: bytes) -> tuple[list[str], bytes]:
+    """Split at the first empty line into header fields (continuations joined) and body."""
+    text = data
+    headers: list[str] = []
+    pos = 0
+    while pos < len(text):
+        end = text.find(b"\n", pos)
+        line = text[pos:] if end < 0 else text[pos : end + 1]
+        if line in (b"\n", b""):
+            pos = pos + len(line)
+            break
+        if line[:1] in (b" ", b"\t") and headers:
+            headers[-1] += line.decode("utf-8", "surrogateescape")
+        elif b":" in line.split(b"\n")[0] and not line.startswith((b" ", b"\t")) and b" " not in line.split(b":")[0].strip():
+            headers.append(line.decode("utf-8", "surrogateescape"))
+        else:
+            break  # not a header line: the body starts here
+        pos = pos + len(line)
+    return [h if h.endswith("\n") else h + "\n" for h in headers], text[pos:]
+
+
+def _split_address(text: str, allow_empty: bool, esmtp: bool, allowed: tuple[str, ...]) -> tuple[str, dict[str, str], str | None]:
+    """Parse `<address> PARAM=value…` as Exim does; return (address, params, error)."""
+    text = text.strip()
+    if text.startswith("<"):
+        end = text.find(">")
+        if end < 0:
+            return "", {}, f"{text}: '>' missing at end of address"
+        address, rest = text[1:end].strip(), text[end + 1 :].strip()
+        if address.startswith("@") and ":" in address:
+            address = address.split(":", 1)[1]
+    else:
+        address, _, rest = text.partition(" ")
+        if rest and "=" not in rest.split()[0]:
+            return "", {}, f'{text}: missing or malformed local part (expected word or "<")'
+    params: dict[str, str] = {}
+    if rest:
+        for word in rest.split():
+            name, _, value = word.partition("=")
+            if not esmtp or name.upper() not in allowed:
+                return "", {}, f"{text}: malformed address: {rest} may not follow <{address}> "
+            params[name.upper()] = value
+    if address == "":
+        if allow_empty:
+            return "", params, None
+        return "", {}, "<>: missing or malformed local part"
+    if " " in address or address.startswith("@") or address.endswith("@") or address.count("@") > 1 and '"' not in address:
+        return "", {}, f"{text}: missing or malformed local part (expected word or \"<\")"
+    return address, params, None

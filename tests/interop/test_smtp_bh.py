@@ -1,0 +1,124 @@
+"""SMTP replies: `pyxim -bh` and `exim4 -bh` answer the same command scripts the same way.
+
+-bh runs a whole SMTP session on standard input and output, ACLs included,
+without spooling anything. Message ids and the banner's date differ by
+nature and are masked; everything else must be byte-identical.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import pytest
+
+from tests.interop import oracle
+
+pytestmark = pytest.mark.skipif(oracle.EXIM is None, reason="exim4 not installed")
+
+CONFIG = """\
+primary_hostname = mail.example.org
+qualify_domain = example.org
+domainlist local_domains = @ : example.org
+hostlist trusted = 127.0.0.2
+acl_smtp_helo = acl_check_helo
+acl_smtp_mail = acl_check_mail
+acl_smtp_rcpt = acl_check_rcpt
+acl_smtp_data = acl_check_data
+prdr_enable = true
+tls_advertise_hosts =
+pipelining_connect_advertise_hosts =
+message_size_limit = 10M
+begin acl
+acl_check_helo:
+  deny    condition = ${if eq{$sender_helo_name}{evil.example}}
+          message = go away $sender_helo_name
+  accept
+acl_check_mail:
+  deny    senders = *@spam.example
+          message = sender $sender_address refused
+  defer   senders = later@example.net
+  accept
+acl_check_rcpt:
+  deny    local_parts = bad
+          message = no bad people
+  warn    set acl_m_seen = yes
+  require domains = +local_domains : friend.example
+          message = relay not permitted
+  deny    local_parts = ^.*[@%!/|]
+  accept  hosts = +trusted
+  accept  condition = ${if eq{$acl_m_seen}{yes}}
+acl_check_data:
+  deny    condition = ${if match{$h_subject:}{spam}}
+          message = spam subject
+  accept
+begin routers
+r:
+  driver = accept
+  transport = t
+begin transports
+t:
+  driver = appendfile
+  file = /dev/null
+"""
+
+SCRIPTS = {
+    "basic": [
+        "EHLO client.example", "MAIL FROM:<a@b.example>", "RCPT TO:<x@example.org>", "RCPT TO:<bad@example.org>",
+        "RCPT TO:<x@other.net>", "DATA", "Subject: hi", "", "body", ".", "RSET",
+        "MAIL FROM:<a@b.example> SIZE=100 BODY=8BITMIME", "RCPT TO:<x@example.org>", "NOOP", "XYZZY",
+        "MAIL FROM:<c@d>", "HELO again", "QUIT",
+    ],
+    "order": ["DATA", "MAIL FROM:<a@b.example>", "RCPT TO:<x@example.org>", "QUIT"],
+    "helo_refused": ["EHLO evil.example", "EHLO good.example", "QUIT"],
+    "sender_acl": [
+        "HELO c", "MAIL FROM:<x@spam.example>", "MAIL FROM:<later@example.net>", "MAIL FROM:<>",
+        "RCPT TO:<friend@friend.example>", "QUIT",
+    ],
+    "data_acl": ["EHLO c", "MAIL FROM:<a@b>", "RCPT TO:<x@example.org>", "DATA", "Subject: buy spam", "", "x", ".", "QUIT"],
+    "syntax": ["EHLO", "EHLO a b", "HELO c", "MAIL FROM:bad address", "MAIL FROM:<a@b>", "RCPT TO:<>", "QUIT"],
+    "too_many_errors": ["FOO", "BAR", "BAZ", "QUX", "QUIT"],
+    "params": ["EHLO c", "MAIL FROM:<a@b> FOO=bar", "MAIL FROM:<a@b> SIZE=99999999999", "QUIT"],
+    "unqualified": ["EHLO c", "MAIL FROM:<a@b>", "RCPT TO:postmaster", "RCPT TO:x@example.org", "QUIT"],
+    "bdat_after_helo": ["HELO c", "MAIL FROM:<a@b>", "RCPT TO:<x@example.org>", "BDAT 3 LAST", "abcQUIT"],
+    "bdat": ["EHLO c", "MAIL FROM:<a@b>", "RCPT TO:<x@example.org>", "BDAT 9", "Subj: x", "BDAT 0 LAST", "QUIT"],
+    "dot_stuffing": ["EHLO c", "MAIL FROM:<a@b>", "RCPT TO:<x@example.org>", "DATA", "Subject: s", "", "..leading", "x.", ".", "QUIT"],
+}
+
+
+def transcript(command: list[str], conf: Path, lines: list[str]) -> list[str]:
+    feed = "".join(line + "\r\n" for line in lines).encode()
+    # scripts that end in raw BDAT data have no final CRLF of their own
+    proc = subprocess.run(command + ["-C", str(conf), "-bh", "127.0.0.1"], input=feed, capture_output=True, timeout=60)
+    out = proc.stdout.decode("utf-8", "replace").replace("\r\n", "\n")
+    replies = [line for line in out.split("\n") if re.match(r"^\d{3}[ -]", line)]
+    masked = []
+    for line in replies:
+        line = re.sub(r"id=\S+", "id=MASKED", line)
+        if line.startswith("220 "):
+            line = re.sub(r"\w{3}, \d\d \w{3} \d{4} [\d:]+ [+-]\d{4}$", "DATE", line)
+        masked.append(line)
+    return masked
+
+
+@pytest.fixture(scope="module")
+def conf() -> Path:
+    work = Path(tempfile.mkdtemp(prefix="pyxim-bh-"))
+    work.chmod(0o755)
+    path = work / "exim.conf"
+    path.write_text(CONFIG)
+    path.chmod(0o644)
+    yield path
+    shutil.rmtree(work, ignore_errors=True)
+
+
+@pytest.mark.parametrize("name", list(SCRIPTS))
+def test_same_replies_as_exim(conf: Path, name: str) -> None:
+    lines = SCRIPTS[name]
+    exim = transcript([oracle.EXIM], conf, lines)
+    pyxim = transcript([sys.executable, "-m", "pyxim"], conf, lines)
+    assert pyxim == exim
