@@ -31,6 +31,7 @@ class CommandLine:
     message_file: str | None = None  # -bem FILE
     args: list[str] = field(default_factory=list)  # what follows the options
     sender: str | None = None  # -f
+    listen: str | None = None  # -oX
 
 
 # Options that take the next word as their value.
@@ -68,6 +69,8 @@ def parse_command_line(argv: Sequence[str]) -> CommandLine:
                 cl.message_file = value
             elif arg == "-f":
                 cl.sender = value
+            elif arg == "-oX":
+                cl.listen = value
             i += 1
         elif arg.startswith("-C") and len(arg) > 2:
             cl.config_path = arg[2:]
@@ -262,6 +265,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return run_be(cl, sys.stdout, sys.stdin)
         if cl.mode in ("-bp", "-bpc", "-bpu"):
             return run_bp_queue(cl, sys.stdout)
+        if cl.mode in ("-bd", "-bdf"):
+            from pyxim.smtp.daemon import run_daemon
+
+            return run_daemon(cl.config_path, cl.macros, cl.listen, detach=cl.mode == "-bd")
         if cl.mode in ("-bs", "-bh"):
             return run_smtp_stdio(cl, sys.stdout, sys.stdin)
         if cl.mode == "--help":

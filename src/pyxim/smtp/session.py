@@ -481,7 +481,11 @@ class SmtpSession:
             return
         size = sum(len(h.text.encode("utf-8", "surrogateescape")) for h in headers) + 1 + len(body)
         host = f"H=({self.helo}) [{self.peer.address}]" if self.helo else f"H=[{self.peer.address}]"
-        self.log(f"{stored_id} <= {sender or '<>'} {host} P={self._received_protocol()} S={size}")
+        if not self.peer.address:
+            host = f"U={self.ctx.variables.get('caller_name', '') or 'pyxim'}"
+        msgid = next((h.text.split(":", 1)[1].strip() for h in headers if h.type == "I"), "")
+        msgid_part = f" id={msgid.strip('<>')}" if msgid else ""
+        self.log(f"{stored_id} <= {sender or '<>'} {host} P={self._received_protocol()} S={size}{msgid_part}")
         out.replies.append(self._reply("250", f"OK id={stored_id}"))
         self._reset()
 

@@ -1,0 +1,192 @@
+"""The listening daemon: asyncio sockets around SmtpSession.
+
+One process serves every connection; a session's protocol work happens in
+the session object, and anything that may block (ACL lookups, the spool's
+fsync) runs in worker threads so that other sessions are not held up.
+SIGTERM stops accepting and lets sessions in progress finish (bounded);
+SIGHUP re-reads the configuration for new sessions.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from pyxim.config import load_config
+from pyxim.config.model import Config
+from pyxim.errors import ConfigError
+from pyxim.log import Logger
+from pyxim.smtp.session import Peer, SmtpSession
+from pyxim.spool.format import SpoolMessage
+from pyxim.spool.ids import MessageIdGenerator
+from pyxim.spool.store import Spool
+
+DRAIN_SECONDS = 30
+
+
+@dataclass
+class Listener:
+    address: str
+    port: int
+
+
+def parse_listeners(config: Config, override: str | None) -> list[Listener]:
+    """-oX or local_interfaces + daemon_smtp_ports, as Exim reads them."""
+    from pyxim.lists import iterate_list
+
+    ports_text = str(config.main.get("daemon_smtp_ports") or "smtp")
+    interfaces_text = str(config.main.get("local_interfaces") or "<; ::0 ; 0.0.0.0")
+    if override:
+        if override.replace(":", "").replace(",", "").isdigit():
+            ports_text = override
+        else:
+            interfaces_text = override
+    ports = []
+    for p in iterate_list(ports_text.replace(",", ":")):
+        ports.append(25 if p == "smtp" else 465 if p == "smtps" else int(p))
+    listeners: list[Listener] = []
+    for item in iterate_list(interfaces_text):
+        address, port = item, None
+        if item.count(".") == 4 or (":" in item and "." in item and item.rsplit(".", 1)[1].isdigit()):
+            address, _, port_s = item.rpartition(".")
+            port = int(port_s)
+        for p in [port] if port is not None else ports:
+            listeners.append(Listener(address.strip("[]"), p))
+    return listeners
+
+
+@dataclass
+class Daemon:
+    config_path: str | None
+    macros: dict[str, str]
+    listen_override: str | None = None
+    config: Config = field(init=False)
+    sessions: set[asyncio.Task] = field(default_factory=set)
+    servers: list[asyncio.base_events.Server] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.config = load_config(self.config_path, self.macros)
+        self.ids = MessageIdGenerator()
+        self._setup()
+
+    def _setup(self) -> None:
+        spool_dir = str(self.config.main["spool_directory"])
+        self.spool = Spool(Path(spool_dir), bool(self.config.main.get("split_spool_directory")))
+        self.logger = Logger(str(self.config.main.get("log_file_path") or ""), spool_dir)
+
+    def reload(self) -> None:
+        try:
+            self.config = load_config(self.config_path, self.macros)
+            self._setup()
+            self.logger.main(f"pid {os.getpid()}: SIGHUP received: re-reading configuration")
+        except ConfigError as exc:
+            self.logger.panic(f"configuration reload failed, keeping the old one: {exc}")
+
+    def store(self, message: SpoolMessage, body: bytes) -> str:
+        self.spool.write(message, body)
+        return message.message_id
+
+    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        self.sessions.add(task)
+        peer_addr = writer.get_extra_info("peername") or ("", 0)
+        local = writer.get_extra_info("sockname") or ("", 0)
+        config = self.config
+        timeout = float(config.main.get("smtp_receive_timeout") or 300)
+        try:
+            max_sessions = int(config.main.get("smtp_accept_max") or 0)
+            if max_sessions and len(self.sessions) > max_sessions:
+                writer.write(b"421 Too many concurrent SMTP connections; please try again later.\r\n")
+                await writer.drain()
+                return
+            session = SmtpSession(
+                config, Peer(str(peer_addr[0]), int(peer_addr[1]), str(local[0]), int(local[1])),
+                self.store, self.ids.new_id, self.logger.main,
+            )
+            out = await asyncio.to_thread(session.greeting)
+            writer.write("".join(out.replies).encode("utf-8", "surrogateescape"))
+            await writer.drain()
+            if out.close:
+                return
+            while True:
+                try:
+                    data = await asyncio.wait_for(reader.read(65536), timeout)
+                except TimeoutError:
+                    writer.write(f"421 {session.hostname} SMTP incoming data timeout - closing connection.\r\n".encode())
+                    await writer.drain()
+                    self.logger.main(f"SMTP command timeout on connection from [{peer_addr[0]}]")
+                    return
+                if not data:
+                    session.eof()
+                    return
+                out = await asyncio.to_thread(session.feed, data)
+                if out.replies:
+                    writer.write("".join(out.replies).encode("utf-8", "surrogateescape"))
+                    await writer.drain()
+                if out.close:
+                    return
+        except (ConnectionError, OSError):
+            return
+        finally:
+            self.sessions.discard(task)
+            with contextlib.suppress(Exception):
+                writer.close()
+
+    async def serve(self) -> None:
+        listeners = parse_listeners(self.config, self.listen_override)
+        backlog = int(self.config.main.get("smtp_connect_backlog") or 20)
+        for lst in listeners:
+            host = None if lst.address in ("0.0.0.0", "::0", "::") else lst.address
+            if lst.address in ("0.0.0.0", "::0", "::"):
+                host = "0.0.0.0" if lst.address == "0.0.0.0" else "::"
+            try:
+                server = await asyncio.start_server(self.handle, host, lst.port, backlog=backlog, reuse_address=True)
+            except OSError as exc:
+                if lst.address in ("::0", "::"):
+                    continue  # no IPv6 here: the IPv4 wildcard still listens
+                raise ConfigError(f"failed to listen on {lst.address} port {lst.port}: {exc.strerror}") from None
+            self.servers.append(server)
+        ports = ", ".join(sorted({f"{lst.port}" for lst in listeners}))
+        self.logger.main(f"pyxim daemon started: pid={os.getpid()}, listening for SMTP on port {ports}")
+        pid_file = str(self.config.main.get("pid_file_path") or "")
+        if pid_file:
+            with contextlib.suppress(OSError):
+                Path(pid_file).parent.mkdir(parents=True, exist_ok=True)
+                Path(pid_file).write_text(f"{os.getpid()}\n")
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        loop.add_signal_handler(signal.SIGTERM, stop.set)
+        loop.add_signal_handler(signal.SIGINT, stop.set)
+        loop.add_signal_handler(signal.SIGHUP, self.reload)
+        await stop.wait()
+        for server in self.servers:
+            server.close()
+        if self.sessions:
+            await asyncio.wait(list(self.sessions), timeout=DRAIN_SECONDS)
+        self.logger.main(f"pid {os.getpid()}: SIGTERM received: daemon terminating")
+
+
+def run_daemon(config_path: str | None, macros: dict[str, str], listen: str | None, detach: bool) -> int:
+    daemon = Daemon(config_path, macros, listen)
+    if detach:
+        if os.fork():
+            return 0
+        os.setsid()
+        if os.fork():
+            os._exit(0)
+        devnull = os.open(os.devnull, os.O_RDWR)
+        for fd in (0, 1, 2):
+            os.dup2(devnull, fd)
+    try:
+        import uvloop  # type: ignore[import-not-found]
+
+        uvloop.install()
+    except ImportError:
+        pass
+    asyncio.run(daemon.serve())
+    return 0

@@ -1,0 +1,150 @@
+"""A real daemon on an ephemeral loopback port, real clients (smtplib, swaks), Exim's -bp and eximstats."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import smtplib
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.support.dnsserver import free_port
+
+CONF = """\
+primary_hostname = mail.example.org
+qualify_domain = example.org
+spool_directory = {root}/spool
+log_file_path = {root}/log/%slog
+pid_file_path = {root}/pyxim.pid
+smtp_receive_timeout = 30s
+smtp_accept_max = 100
+domainlist local_domains = example.org
+acl_smtp_rcpt = acl_check_rcpt
+tls_advertise_hosts =
+begin acl
+acl_check_rcpt:
+  accept domains = +local_domains
+  deny   message = relay not permitted
+"""
+
+
+@pytest.fixture
+def daemon() -> Iterator[tuple[int, Path, subprocess.Popen]]:
+    root = Path(tempfile.mkdtemp(prefix="pyxim-daemon-"))
+    os.chmod(root, 0o755)
+    (root / "exim.conf").write_text(CONF.format(root=root))
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "pyxim", "-C", str(root / "exim.conf"), "-bdf", "-oX", f"127.0.0.1.{port}"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )
+    deadline = time.time() + 20
+    while time.time() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            break
+        except OSError:
+            if proc.poll() is not None:
+                raise RuntimeError(proc.stderr.read().decode()) from None
+            time.sleep(0.1)
+    yield port, root, proc
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+    shutil.rmtree(root, ignore_errors=True)
+
+
+def test_message_is_spooled_logged_and_listed(daemon) -> None:  # type: ignore[no-untyped-def]
+    port, root, _ = daemon
+    with smtplib.SMTP("127.0.0.1", port, timeout=20) as smtp:
+        code, banner = smtp.ehlo("client.example")
+        assert code == 250 and b"PIPELINING" in banner
+        refused = smtp.sendmail("alice@sender.example", ["bob@example.org", "eve@elsewhere.example"],
+                                b"Subject: hello\r\nMessage-ID: <m1@sender.example>\r\n\r\nbody\r\n")
+        assert refused == {"eve@elsewhere.example": (550, b"relay not permitted")}
+        reply = smtp.noop()
+        assert reply[0] == 250
+    files = list((root / "spool" / "input").iterdir())
+    assert sorted(f.name[-2:] for f in files) == ["-D", "-H"]
+    header = next(f for f in files if f.name.endswith("-H")).read_text()
+    assert "<alice@sender.example>" in header and "bob@example.org" in header
+    assert "--helo_name client.example" in header
+    mainlog = (root / "log" / "mainlog").read_text()
+    assert " <= alice@sender.example H=(client.example) [127.0.0.1] P=esmtp S=" in mainlog
+    assert "id=m1@sender.example" in mainlog
+    listing = subprocess.run([sys.executable, "-m", "pyxim", "-C", str(root / "exim.conf"), "-bp"],
+                             capture_output=True, text=True).stdout
+    assert "<alice@sender.example>" in listing and "bob@example.org" in listing
+
+
+def test_many_concurrent_sessions(daemon) -> None:  # type: ignore[no-untyped-def]
+    port, root, _ = daemon
+    clients = [smtplib.SMTP("127.0.0.1", port, timeout=30) for _ in range(30)]
+    try:
+        for n, c in enumerate(clients):
+            c.ehlo("c")
+            c.mail(f"s{n}@x.example")
+        for c in clients:
+            assert c.rcpt("r@example.org")[0] == 250
+        for n, c in enumerate(clients):
+            assert c.data(f"Subject: {n}\r\n\r\nx\r\n".encode())[0] == 250
+    finally:
+        for c in clients:
+            c.quit()
+    assert len(list((root / "spool" / "input").glob("*-H"))) == 30
+
+
+def test_hostile_input_does_not_hurt_other_sessions(daemon) -> None:  # type: ignore[no-untyped-def]
+    port, root, _ = daemon
+    good = smtplib.SMTP("127.0.0.1", port, timeout=20)
+    good.ehlo("good")
+    for junk in (b"\x00\xff" * 5000 + b"\r\n", b"A" * 100_000 + b"\r\n", b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03"):
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+            s.recv(1000)
+            s.sendall(junk)
+            s.settimeout(2)
+            try:
+                s.recv(1000)
+            except (TimeoutError, ConnectionError):
+                pass
+    assert good.noop()[0] == 250
+    good.quit()
+
+
+@pytest.mark.skipif(shutil.which("swaks") is None, reason="swaks not installed")
+def test_swaks(daemon) -> None:  # type: ignore[no-untyped-def]
+    port, root, _ = daemon
+    proc = subprocess.run(["swaks", "--server", "127.0.0.1", "--port", str(port), "--from", "a@x.example",
+                           "--to", "b@example.org", "--helo", "swaks.example"], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stdout
+    assert "250 OK id=" in proc.stdout
+
+
+def test_sigterm_stops_the_daemon(daemon) -> None:  # type: ignore[no-untyped-def]
+    port, root, proc = daemon
+    assert (root / "pyxim.pid").read_text().strip() == str(proc.pid)
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(20) == 0
+    assert "daemon terminating" in (root / "log" / "mainlog").read_text()
+
+
+@pytest.mark.skipif(shutil.which("eximstats") is None, reason="eximstats not installed")
+def test_eximstats_reads_the_mainlog(daemon) -> None:  # type: ignore[no-untyped-def]
+    port, root, _ = daemon
+    with smtplib.SMTP("127.0.0.1", port, timeout=20) as smtp:
+        smtp.sendmail("a@x.example", ["b@example.org"], b"Subject: s\r\n\r\nbody\r\n")
+    report = subprocess.run(["eximstats", "-txt", str(root / "log" / "mainlog")], capture_output=True, text=True, timeout=60)
+    assert report.returncode == 0, report.stderr
+    assert "Received" in report.stdout
