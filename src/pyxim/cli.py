@@ -220,8 +220,7 @@ def run_smtp_stdio(cl: CommandLine, out: TextIO, inp) -> int:  # type: ignore[no
             spool.write(message, body)
             return message.message_id
 
-        session = SmtpSession(config, Peer("", 0), store, ids.new_id, protocol_name="smtp")
-        session.protocol_name = "local-smtp"
+        session = SmtpSession(config, Peer("", 0), store, ids.new_id)
     binary_out = out.buffer if hasattr(out, "buffer") else None
     binary_in = inp.buffer if hasattr(inp, "buffer") else inp
 

@@ -65,3 +65,42 @@ def test_exim_lists_pyxims_queue(split: bool) -> None:
     assert all(mid in listing for mid in ids)
     assert "D dave@example.net" in listing
     shutil.rmtree(tmp_path)
+
+
+def test_bs_writes_what_exim_writes() -> None:
+    """The same local SMTP session through exim -bs and pyxim -bs: the -H files agree but for ids and times."""
+    import re
+
+    work = Path(tempfile.mkdtemp(prefix="pyxim-bs-"))
+    os.chmod(work, 0o777)
+    conf = work / "c.conf"
+    conf.write_text(
+        f"primary_hostname = mail.example.org\nqualify_domain = example.org\nspool_directory = {work}/spool\n"
+        f"log_file_path = {work}/%slog\nqueue_only = true\nacl_smtp_rcpt = accept\ntls_advertise_hosts =\n"
+    )
+    os.chmod(conf, 0o644)
+    session = b"EHLO client.example\r\nMAIL FROM:<a@b.example>\r\nRCPT TO:<x@example.org>\r\nDATA\r\nSubject: hi\r\n\r\nbody\r\n.\r\nQUIT\r\n"
+
+    def run(command: list[str]) -> tuple[str, str]:
+        shutil.rmtree(work / "spool", ignore_errors=True)
+        replies = subprocess.run(command + ["-C", str(conf), "-bs"], input=session, capture_output=True, timeout=60)
+        header = next((work / "spool" / "input").glob("*-H")).read_text()
+        return replies.stdout.decode(), header
+
+    def normalise(text: str) -> str:
+        text = re.sub(r"[0-9A-Za-z]{6}-[0-9A-Za-z]{6}-[0-9A-Za-z]{2}", "ID", text)
+        text = re.sub(r"\w{3}, \d\d \w{3} \d{4} [\d:]+ [+-]\d{4}", "DATE", text)
+        text = re.sub(r"^\d{10} 0$", "TIME 0", text, flags=re.M)
+        # Exim-only lines: sub-second completion time, GnuTLS resumption state
+        return "\n".join(
+            line for line in text.split("\n")
+            if not line.startswith(("-received_time_usec", "-received_time_complete", "-tls_resumption"))
+        )
+
+    try:
+        exim_replies, exim_header = run([oracle.EXIM])
+        pyxim_replies, pyxim_header = run([sys.executable, "-m", "pyxim"])
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    assert normalise(pyxim_replies) == normalise(exim_replies)
+    assert normalise(pyxim_header) == normalise(exim_header)

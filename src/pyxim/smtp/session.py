@@ -226,7 +226,10 @@ class SmtpSession:
         self.helo = name
         self.esmtp = esmtp
         self._reset()
-        greeting = f"{self.hostname} Hello {name} [{self.peer.address}]"
+        if self.local:
+            greeting = f"{self.hostname} Hello {_login()} at {name}"
+        else:
+            greeting = f"{self.hostname} Hello {name} [{self.peer.address}]"
         if not esmtp:
             out.replies.append(self._reply("250", greeting))
             return
@@ -455,17 +458,32 @@ class SmtpSession:
         for text in self.acl_state.add_headers:
             headers.append(SpoolHeader.of(text + "\n"))
         sender = self.envelope.sender or ""
-        options: dict[str, str | None] = {
-            "helo_name": Tainted(self.helo) if self.helo else None,
-            "host_address": f"{self.peer.address}.{self.peer.port}",
-            "interface_address": f"{self.peer.local_address}.{self.peer.local_port}",
-            "received_protocol": self._received_protocol(),
-            "body_linecount": str(body.count(b"\n")),
-            "max_received_linelength": str(max_line),
-            "deliver_firsttime": None,
-        }
-        options = {k: v for k, v in options.items() if not (k == "helo_name" and v is None)}
+        if self.local:
+            headers.extend(self._local_fixups(headers, message_id, sender))
+        options: dict[str, str | None] = {}
+        if self.helo:
+            options["helo_name"] = Tainted(self.helo)
+        if self.local:
+            options["ident"] = _login()
+        else:
+            options["host_address"] = f"{self.peer.address}.{self.peer.port}"
+            options["interface_address"] = f"{self.peer.local_address}.{self.peer.local_port}"
+        options.update(
+            {
+                "received_protocol": self._received_protocol(),
+                "body_linecount": str(body.count(b"\n")),
+                "max_received_linelength": str(max_line),
+            }
+        )
+        if self.local:
+            options["allow_unqualified_recipient"] = None
+            options["allow_unqualified_sender"] = None
+        options["deliver_firsttime"] = None
+        import os
+
         message = SpoolMessage(message_id, sender, list(self.envelope.recipients), headers, now,
+                               caller=_login() if self.local else str(self.config.main.get("exim_user") or _login()),
+                               uid=os.getuid(), gid=os.getgid(),
                                options=options, acl_vars={k[4:]: v for k, v in self.ctx.acl_vars.items()
                                                           if k.startswith("acl_m")})
         if result.verdict == "discard":
@@ -489,24 +507,55 @@ class SmtpSession:
         out.replies.append(self._reply("250", f"OK id={stored_id}"))
         self._reset()
 
+    def _local_fixups(self, headers: list[SpoolHeader], message_id: str, sender: str) -> list[SpoolHeader]:
+        """Locally submitted messages get Message-Id, From and Date when they lack them (Exim's fixups)."""
+        have = {h.text.split(":", 1)[0].strip().lower() for h in headers}
+        added: list[SpoolHeader] = []
+        if "message-id" not in have:
+            added.append(SpoolHeader(f"Message-Id: <E{message_id}@{self._primary()}>\n", "I"))
+        if "from" not in have and sender:
+            added.append(SpoolHeader(f"From: {sender}\n", "F"))
+        if "date" not in have:
+            added.append(SpoolHeader(f"Date: {expand_string('$tod_full', self.ctx)}\n", " "))
+        return added
+
+    @property
+    def local(self) -> bool:
+        """A session on standard input (-bs): no remote host."""
+        return not self.peer.address
+
     def _received_protocol(self) -> str:
-        return ("e" if self.esmtp else "") + self.protocol_name
+        name = ("e" if self.esmtp else "") + "smtp"
+        return f"local-{name}" if self.local else name
 
     def _received_header(self) -> str:
         self.ctx.variables["sender_rcvhost"] = Tainted(
             f"[{self.peer.address}]" + (f" (helo={self.helo})" if self.helo else "")
         ) if self.peer.address else ""
+        if self.local:
+            self.ctx.variables.setdefault("sender_ident", _login())
         self.ctx.variables["received_for"] = (
             self.envelope.recipients[0].address if len(self.envelope.recipients) == 1 else ""
         )
         self.ctx.variables["sender_address"] = self.envelope.sender or ""
         try:
             text = expand_string(str(self.config.main.get("received_header_text") or ""), self.ctx)
+            stamp = expand_string("$tod_full", self.ctx)
         except ExpansionError:
             return ""
         if not text:
             return ""
-        return text.rstrip("\n") + "\n"
+        # Exim adds the date itself, after a semicolon
+        return text.rstrip("\n") + f";\n\t{stamp}\n"
+
+
+def _login() -> str:
+    import getpass
+
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return "unknown"
 
 
 class _Ev:
