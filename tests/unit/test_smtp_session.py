@@ -115,3 +115,25 @@ def test_session_survives_any_command_sequence(tmp_path_factory, chunks) -> None
             assert reply[:3].isdigit() and reply.endswith("\r\n")
         if out.close:
             break
+
+
+def test_synchronization_is_enforced_on_tcp_sessions(tmp_path: Path) -> None:
+    s = session(tmp_path)
+    s.enforce_sync = True
+    s.greeting()
+    out = s.feed(b"EHLO c\r\nMAIL FROM:<a@b>\r\n")
+    assert out.replies == ["554 SMTP synchronization error\r\n"] and out.close
+    # after EHLO with PIPELINING, MAIL and RCPT may be sent together
+    s = session(tmp_path)
+    s.enforce_sync = True
+    s.greeting()
+    assert s.feed(b"EHLO c\r\n").replies[0].startswith("250-")
+    out = s.feed(b"MAIL FROM:<a@b>\r\nRCPT TO:<x@example.org>\r\nDATA\r\n")
+    assert "".join(out.replies) == "250 OK\r\n250 Accepted\r\n354 Enter message, ending with \".\" on a line by itself\r\n"
+    # after HELO (no PIPELINING), they may not
+    s = session(tmp_path)
+    s.enforce_sync = True
+    s.greeting()
+    s.feed(b"HELO c\r\n")
+    out = s.feed(b"MAIL FROM:<a@b>\r\nRCPT TO:<x@example.org>\r\n")
+    assert out.replies[-1] == "554 SMTP synchronization error\r\n" and out.close

@@ -108,6 +108,7 @@ class Daemon:
                 config, Peer(str(peer_addr[0]), int(peer_addr[1]), str(local[0]), int(local[1])),
                 self.store, self.ids.new_id, self.logger.main,
             )
+            session.enforce_sync = True
             out = await asyncio.to_thread(session.greeting)
             writer.write("".join(out.replies).encode("utf-8", "surrogateescape"))
             await writer.drain()

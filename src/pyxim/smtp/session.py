@@ -85,6 +85,9 @@ class SmtpSession:
         self.envelope = Envelope()
         self.errors = 0
         self.unknown = 0
+        # Exim's smtp_enforce_sync applies to TCP sessions only (not -bs/-bh on a pipe)
+        self.enforce_sync = False
+        self.pipelining_advertised = False
         self.protocol_name = protocol_name
         self.acl_state = AclState()
         self.bdat_failed = False
@@ -198,6 +201,19 @@ class SmtpSession:
             self.bdat_failed = True
             self._protocol_error(out, "503", "only BDAT permissible after non-LAST BDAT")
             return
+        if self._sync_violation(verb):
+            reason = (
+                "next input sent too soon: pipelining was not advertised"
+                if not self.pipelining_advertised
+                else "next input sent too soon"
+            )
+            self.log(
+                f"SMTP protocol synchronization error ({reason}): rejected \"{line}\" "
+                f"H=[{self.peer.address}] next input=\"{_printable(bytes(self.reader.buffer[:40]))}\""
+            )
+            out.replies.append(self._reply("554", "SMTP synchronization error"))
+            out.close = True
+            return
         handler = getattr(self, "cmd_" + verb.lower(), None) if verb.isalpha() else None
         if handler is None:
             self.unknown += 1
@@ -210,6 +226,21 @@ class SmtpSession:
         handler(out, arg.strip())
 
     # -- commands -----------------------------------------------------------------
+
+    # Commands after which the client must wait for the reply: always for
+    # HELO/EHLO and friends; every command when PIPELINING was not offered.
+    _ALWAYS_SYNC = frozenset({"HELO", "EHLO", "VRFY", "EXPN", "ETRN", "NOOP", "STARTTLS", "AUTH"})
+
+    def _sync_violation(self, verb: str) -> bool:
+        if not self.enforce_sync or not self.reader.pending():
+            return False
+        if not self.config.main.get("smtp_enforce_sync", True):
+            return False
+        if verb in self._ALWAYS_SYNC:
+            return True
+        if verb == "QUIT":
+            return False
+        return not self.pipelining_advertised
 
     def _helo(self, out: SessionOutput, arg: str, esmtp: bool) -> None:
         name = arg.strip()
@@ -225,6 +256,7 @@ class SmtpSession:
             return
         self.helo = name
         self.esmtp = esmtp
+        self.pipelining_advertised = False
         self._reset()
         if self.local:
             greeting = f"{self.hostname} Hello {_login()} at {name}"
@@ -241,6 +273,7 @@ class SmtpSession:
             lines.append("8BITMIME")
         if self._host_in("pipelining_advertise_hosts"):
             lines.append("PIPELINING")
+            self.pipelining_advertised = True
         if self._host_in("chunking_advertise_hosts"):
             lines.append("CHUNKING")
         if self.config.main.get("prdr_enable"):
@@ -547,6 +580,12 @@ class SmtpSession:
             return ""
         # Exim adds the date itself, after a semicolon
         return text.rstrip("\n") + f";\n\t{stamp}\n"
+
+
+def _printable(data: bytes) -> str:
+    from pyxim.expand.operators import string_printing
+
+    return string_printing(data)
 
 
 def _login() -> str:
