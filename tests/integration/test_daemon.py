@@ -32,7 +32,20 @@ tls_advertise_hosts =
 begin acl
 acl_check_rcpt:
   accept domains = +local_domains
+  accept authenticated = *
   deny   message = relay not permitted
+begin authenticators
+cram:
+  driver = cram_md5
+  public_name = CRAM-MD5
+  server_secret = ${if eq{$auth1}{user}{secret}fail}
+  server_set_id = $auth1
+plain:
+  driver = plaintext
+  public_name = PLAIN
+  server_prompts = :
+  server_condition = ${if and{{eq{$auth2}{user}}{eq{$auth3}{secret}}}}
+  server_set_id = $auth2
 """
 
 
@@ -40,7 +53,7 @@ acl_check_rcpt:
 def daemon() -> Iterator[tuple[int, Path, subprocess.Popen]]:
     root = Path(tempfile.mkdtemp(prefix="pyxim-daemon-"))
     os.chmod(root, 0o755)
-    (root / "exim.conf").write_text(CONF.format(root=root))
+    (root / "exim.conf").write_text(CONF.replace("{root}", str(root)))
     port = free_port()
     proc = subprocess.Popen(
         [sys.executable, "-m", "pyxim", "-C", str(root / "exim.conf"), "-bdf", "-oX", f"127.0.0.1.{port}"],
@@ -148,3 +161,19 @@ def test_eximstats_reads_the_mainlog(daemon) -> None:  # type: ignore[no-untyped
     report = subprocess.run(["eximstats", "-txt", str(root / "log" / "mainlog")], capture_output=True, text=True, timeout=60)
     assert report.returncode == 0, report.stderr
     assert "Received" in report.stdout
+
+
+@pytest.mark.parametrize("mechanism", ["CRAM-MD5", "PLAIN"])
+def test_authenticated_clients_may_relay(daemon, mechanism: str) -> None:  # type: ignore[no-untyped-def]
+    port, root, _ = daemon
+    with smtplib.SMTP("127.0.0.1", port, timeout=20) as smtp:
+        smtp.ehlo("client.example")
+        with pytest.raises(smtplib.SMTPAuthenticationError):
+            smtp.login("user", "wrong")
+        smtp.user, smtp.password = "user", "secret"
+        code, _ = smtp.auth(mechanism, getattr(smtp, "auth_" + mechanism.lower().replace("-", "_")))
+        assert code == 235
+        assert smtp.sendmail("a@x.example", ["someone@elsewhere.example"], b"Subject: s\r\n\r\nx\r\n") == {}
+    mainlog = (root / "log" / "mainlog").read_text()
+    assert "authenticator failed for (client.example) [127.0.0.1]: 535 Incorrect authentication data" in mainlog
+    assert " P=esmtpa A=" in mainlog and ":user S=" in mainlog

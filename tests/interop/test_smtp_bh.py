@@ -56,6 +56,23 @@ acl_check_data:
   deny    condition = ${if match{$h_subject:}{spam}}
           message = spam subject
   accept
+begin authenticators
+plain:
+  driver = plaintext
+  public_name = PLAIN
+  server_prompts = :
+  server_condition = ${if and{{eq{$auth2}{user}}{eq{$auth3}{secret}}}}
+  server_set_id = $auth2
+login:
+  driver = plaintext
+  public_name = LOGIN
+  server_prompts = Username:: : Password::
+  server_condition = ${if and{{eq{$auth1}{user}}{eq{$auth2}{secret}}}}
+  server_set_id = $auth1
+cram:
+  driver = cram_md5
+  public_name = CRAM-MD5
+  server_secret = ${if eq{$auth1}{user}{secret}fail}
 begin routers
 r:
   driver = accept
@@ -86,6 +103,11 @@ SCRIPTS = {
     "unqualified": ["EHLO c", "MAIL FROM:<a@b>", "RCPT TO:postmaster", "RCPT TO:x@example.org", "QUIT"],
     "bdat_after_helo": ["HELO c", "MAIL FROM:<a@b>", "RCPT TO:<x@example.org>", "BDAT 3 LAST", "abcQUIT"],
     "bdat": ["EHLO c", "MAIL FROM:<a@b>", "RCPT TO:<x@example.org>", "BDAT 9", "Subj: x", "BDAT 0 LAST", "QUIT"],
+    "auth_plain": ["EHLO c", "AUTH PLAIN AHVzZXIAd3Jvbmc=", "AUTH PLAIN AHVzZXIAc2VjcmV0", "AUTH PLAIN AHVzZXIAc2VjcmV0", "MAIL FROM:<a@b> AUTH=<>",
+                   "RCPT TO:<x@other.example>", "QUIT"],
+    "auth_login": ["EHLO c", "AUTH LOGIN", "dXNlcg==", "c2VjcmV0", "QUIT"],
+    "auth_errors": ["EHLO c", "AUTH PLAIN", "*", "AUTH PLAIN !!!", "AUTH NOSUCH", "QUIT"],
+    "auth_not_advertised": ["HELO x", "AUTH PLAIN AHVzZXIAc2VjcmV0", "QUIT"],
     "dot_stuffing": ["EHLO c", "MAIL FROM:<a@b>", "RCPT TO:<x@example.org>", "DATA", "Subject: s", "", "..leading", "x.", ".", "QUIT"],
 }
 

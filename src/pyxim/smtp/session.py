@@ -88,6 +88,10 @@ class SmtpSession:
         # Exim's smtp_enforce_sync applies to TCP sessions only (not -bs/-bh on a pipe)
         self.enforce_sync = False
         self.pipelining_advertised = False
+        self.auth_advertised = False
+        self.authenticated: str | None = None  # the authenticator's name, once AUTH succeeded
+        self.auth_exchange = None  # a running AUTH exchange (generator) waiting for a response
+        self.auth_mechanism = None
         self.protocol_name = protocol_name
         self.acl_state = AclState()
         self.bdat_failed = False
@@ -190,6 +194,9 @@ class SmtpSession:
             return
         assert isinstance(event, Command)
         line = event.line
+        if self.auth_exchange is not None:
+            self._auth_step(out, line)
+            return
         verb, _, arg = line.partition(" ")
         verb = verb.upper()
         self.ctx.variables["smtp_command"] = Tainted(line)
@@ -274,6 +281,10 @@ class SmtpSession:
         if self._host_in("pipelining_advertise_hosts"):
             lines.append("PIPELINING")
             self.pipelining_advertised = True
+        mechanisms = self._auth_mechanisms()
+        self.auth_advertised = bool(mechanisms)
+        if mechanisms:
+            lines.append("AUTH " + " ".join(m.options.get("public_name") or m.name.upper() for m in mechanisms))
         if self._host_in("chunking_advertise_hosts"):
             lines.append("CHUNKING")
         if self.config.main.get("prdr_enable"):
@@ -299,6 +310,95 @@ class SmtpSession:
             self.ctx.variables.pop(var, None)
         for name in [n for n in self.ctx.acl_vars if n.startswith("acl_m")]:
             del self.ctx.acl_vars[name]
+
+    # -- AUTH ---------------------------------------------------------------------
+
+    def _auth_mechanisms(self):  # type: ignore[no-untyped-def]
+        from pyxim.auth.server import server_mechanisms
+
+        if not self._host_in("auth_advertise_hosts"):
+            return []
+        out = []
+        for inst in server_mechanisms(self.config):
+            cond = inst.options.get("server_advertise_condition")
+            if cond:
+                try:
+                    from pyxim.expand.conditions import cond_bool_lax
+
+                    if not cond_bool_lax(None, [expand_string(str(cond), self.ctx)]):  # type: ignore[arg-type]
+                        continue
+                except ExpansionError:
+                    continue
+            out.append(inst)
+        return out
+
+    def cmd_auth(self, out: SessionOutput, arg: str) -> None:
+        from pyxim.auth.server import DRIVERS
+
+        if not self.auth_advertised:
+            self._protocol_error(out, "503", "AUTH command used when not advertised")
+            return
+        if self.authenticated:
+            self._protocol_error(out, "503", "already authenticated")
+            return
+        mech, _, initial = arg.partition(" ")
+        inst = next((m for m in self._auth_mechanisms()
+                     if (m.options.get("public_name") or m.name).upper() == mech.upper()), None)
+        if inst is None:
+            self._protocol_error(out, "504", f"{mech} authentication mechanism not supported")
+            return
+        result = self._acl("acl_smtp_auth", "accept")
+        if result.verdict != "accept":
+            code, text = self._acl_refusal(result)
+            out.replies.append(self._reply(code, text))
+            return
+        for n in range(1, 4):
+            self.ctx.variables.pop(f"auth{n}", None)
+        self.auth_mechanism = inst
+        self.auth_exchange = DRIVERS[inst.driver](inst, self.ctx, initial.strip() or None)
+        self._auth_advance(out, None, first=True)
+
+    def _auth_step(self, out: SessionOutput, line: str) -> None:
+        self._auth_advance(out, line, first=False)
+
+    def _auth_advance(self, out: SessionOutput, response: str | None, first: bool) -> None:
+        import base64
+
+        exchange = self.auth_exchange
+        try:
+            challenge = next(exchange) if first else exchange.send(response)
+        except StopIteration as stop:
+            self.auth_exchange = None
+            self._auth_done(out, stop.value)
+            return
+        out.replies.append(f"334 {base64.b64encode(challenge.encode()).decode()}\r\n")
+
+    def _auth_done(self, out: SessionOutput, result: str) -> None:
+        inst = self.auth_mechanism
+        if result == "OK":
+            set_id = inst.options.get("server_set_id")
+            try:
+                auth_id = expand_string(str(set_id), self.ctx) if set_id else ""
+            except ExpansionError:
+                auth_id = ""
+            self.authenticated = inst.name
+            self.ctx.variables["authenticated_id"] = auth_id
+            self.ctx.variables["sender_host_authenticated"] = inst.name
+            out.replies.append(self._reply("235", "Authentication succeeded"))
+            return
+        if result == "CANCELLED":
+            self._protocol_error(out, "501", "Authentication cancelled")
+            return
+        if result == "BAD64":
+            self._protocol_error(out, "501", "Invalid base64 data")
+            return
+        if result == "DEFER":
+            out.replies.append(self._reply("435", "Unable to authenticate at present"))
+            return
+        set_id = self.ctx.variables.get("auth1", "")
+        self.log(f"{inst.name} authenticator failed for ({self.helo}) [{self.peer.address}]: "
+                 f"535 Incorrect authentication data (set_id={set_id})")
+        out.replies.append(self._reply("535", "Incorrect authentication data"))
 
     def cmd_rset(self, out: SessionOutput, arg: str) -> None:
         self._reset()
@@ -349,8 +449,8 @@ class SmtpSession:
         if not m:
             self._protocol_error(out, "501", 'MAIL must have an address operand')
             return
-        address, params, error = _split_address(m.group(1), allow_empty=True, esmtp=self.esmtp,
-                                                allowed=("SIZE", "BODY", "SMTPUTF8", "AUTH", "RET", "ENVID"))
+        allowed = ("SIZE", "BODY", "SMTPUTF8", "RET", "ENVID") + (("AUTH",) if self.auth_advertised else ())
+        address, params, error = _split_address(m.group(1), allow_empty=True, esmtp=self.esmtp, allowed=allowed)
         if error:
             self._protocol_error(out, "501", error)
             return
@@ -536,7 +636,14 @@ class SmtpSession:
             host = f"U={self.ctx.variables.get('caller_name', '') or 'pyxim'}"
         msgid = next((h.text.split(":", 1)[1].strip() for h in headers if h.type == "I"), "")
         msgid_part = f" id={msgid.strip('<>')}" if msgid else ""
-        self.log(f"{stored_id} <= {sender or '<>'} {host} P={self._received_protocol()} S={size}{msgid_part}")
+        auth_part = ""
+        if self.authenticated:
+            auth_id = self.ctx.variables.get("authenticated_id", "")
+            auth_part = f" A={self.authenticated}" + (f":{auth_id}" if auth_id else "")
+        proto = self._received_protocol()
+        if self.authenticated and not self.local:
+            proto = proto.replace("smtp", "smtpa")
+        self.log(f"{stored_id} <= {sender or '<>'} {host} P={proto}{auth_part} S={size}{msgid_part}")
         out.replies.append(self._reply("250", f"OK id={stored_id}"))
         self._reset()
 

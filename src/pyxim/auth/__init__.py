@@ -1,0 +1,1 @@
+"""Authenticators: the server side of SMTP AUTH, one module per Exim driver."""
