@@ -177,3 +177,89 @@ def test_authenticated_clients_may_relay(daemon, mechanism: str) -> None:  # typ
     mainlog = (root / "log" / "mainlog").read_text()
     assert "authenticator failed for (client.example) [127.0.0.1]: 535 Incorrect authentication data" in mainlog
     assert " P=esmtpa A=" in mainlog and ":user S=" in mainlog
+
+
+@pytest.fixture
+def tls_daemon() -> Iterator[tuple[int, Path, object]]:
+    import ssl
+
+    import trustme
+
+    ca = trustme.CA()
+    cert = ca.issue_cert("mail.example.org", "127.0.0.1")
+    root = Path(tempfile.mkdtemp(prefix="pyxim-tls-"))
+    cert.private_key_and_cert_chain_pem.write_to_path(str(root / "server.pem"))
+    (root / "exim.conf").write_text(
+        CONF.replace("{root}", str(root)).replace(
+            "tls_advertise_hosts =\n", f"tls_certificate = {root}/server.pem\ntls_advertise_hosts = *\n"
+        )
+    )
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "pyxim", "-C", str(root / "exim.conf"), "-bdf", "-oX", f"127.0.0.1.{port}"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )
+    deadline = time.time() + 20
+    while time.time() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            break
+        except OSError:
+            time.sleep(0.1)
+    client_ctx = ssl.create_default_context()
+    ca.configure_trust(client_ctx)
+    yield port, root, client_ctx
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(15)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+    shutil.rmtree(root, ignore_errors=True)
+
+
+def test_starttls(tls_daemon) -> None:  # type: ignore[no-untyped-def]
+    port, root, client_ctx = tls_daemon
+    with smtplib.SMTP("127.0.0.1", port, timeout=20) as smtp:
+        smtp.ehlo("client.example")
+        assert smtp.has_extn("starttls")
+        code, text = smtp.starttls(context=client_ctx)
+        assert (code, text) == (220, b"TLS go ahead")
+        smtp.ehlo("client.example")
+        assert not smtp.has_extn("starttls")  # not offered twice
+        assert smtp.sendmail("a@x.example", ["b@example.org"], b"Subject: tls\r\n\r\nsecret\r\n") == {}
+    mainlog = (root / "log" / "mainlog").read_text()
+    assert " P=esmtps X=TLS" in mainlog
+    header = next((root / "spool" / "input").glob("*-H")).read_text()
+    assert "with esmtps" in header
+
+
+def test_starttls_with_pipelined_commands_is_refused(tls_daemon) -> None:  # type: ignore[no-untyped-def]
+    port, root, _ = tls_daemon
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+        s.recv(1000)
+        s.sendall(b"EHLO c\r\n")
+        time.sleep(0.3)
+        s.recv(1000)
+        s.sendall(b"STARTTLS\r\nMAIL FROM:<injected@x>\r\n")
+        reply = s.recv(1000)
+    assert reply.startswith(b"554 SMTP synchronization error")
+
+
+def test_garbage_instead_of_a_handshake(tls_daemon) -> None:  # type: ignore[no-untyped-def]
+    port, root, client_ctx = tls_daemon
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+        s.recv(1000)
+        s.sendall(b"EHLO c\r\n")
+        time.sleep(0.3)
+        s.recv(1000)
+        s.sendall(b"STARTTLS\r\n")
+        assert s.recv(1000).startswith(b"220 TLS go ahead")
+        s.sendall(b"this is not a TLS client hello\r\n" * 10)
+        s.settimeout(5)
+        try:
+            rest = s.recv(1000)
+        except (TimeoutError, ConnectionError):
+            rest = b""
+    assert b"250" not in rest
+    with smtplib.SMTP("127.0.0.1", port, timeout=20) as smtp:  # the daemon is still fine
+        assert smtp.noop()[0] == 250

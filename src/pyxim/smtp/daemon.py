@@ -18,7 +18,7 @@ from pathlib import Path
 
 from pyxim.config import load_config
 from pyxim.config.model import Config
-from pyxim.errors import ConfigError
+from pyxim.errors import ConfigError, ExpansionError
 from pyxim.log import Logger
 from pyxim.smtp.session import Peer, SmtpSession
 from pyxim.spool.format import SpoolMessage
@@ -114,9 +114,20 @@ class Daemon:
             await writer.drain()
             if out.close:
                 return
+            tls = None
+
+            async def send(text: str) -> None:
+                data = text.encode("utf-8", "surrogateescape")
+                if tls is not None:
+                    await tls.write(data)
+                else:
+                    writer.write(data)
+                    await writer.drain()
+
             while True:
                 try:
-                    data = await asyncio.wait_for(reader.read(65536), timeout)
+                    source = tls.read(65536) if tls is not None else reader.read(65536)
+                    data = await asyncio.wait_for(source, timeout)
                 except TimeoutError:
                     writer.write(f"421 {session.hostname} SMTP incoming data timeout - closing connection.\r\n".encode())
                     await writer.drain()
@@ -127,16 +138,35 @@ class Daemon:
                     return
                 out = await asyncio.to_thread(session.feed, data)
                 if out.replies:
-                    writer.write("".join(out.replies).encode("utf-8", "surrogateescape"))
-                    await writer.drain()
+                    await send("".join(out.replies))
                 if out.close:
                     return
+                if out.start_tls:
+                    tls = await self.start_tls(session, reader, writer, peer_addr)
+                    if tls is None:
+                        return
         except (ConnectionError, OSError):
             return
         finally:
             self.sessions.discard(task)
             with contextlib.suppress(Exception):
                 writer.close()
+
+    async def start_tls(self, session: SmtpSession, reader, writer, peer_addr):  # type: ignore[no-untyped-def]
+        from pyxim.tls.context import server_context
+        from pyxim.tls.stream import TlsFailed, TlsStream
+
+        try:
+            cert, key = session.tls_certificate_files()
+            context = server_context(cert, key, str(self.config.main.get("tls_require_ciphers") or ""),
+                                     str(self.config.main.get("tls_dhparam") or ""))
+            stream = TlsStream(context, reader, writer)
+            await stream.handshake(float(self.config.main.get("smtp_receive_timeout") or 300))
+        except (TlsFailed, ConfigError, ExpansionError) as exc:
+            self.logger.main(f"TLS error on connection from [{peer_addr[0]}]: {exc}")
+            return None
+        session.tls_started(stream.info())
+        return stream
 
     async def serve(self) -> None:
         listeners = parse_listeners(self.config, self.listen_override)

@@ -49,6 +49,7 @@ class Peer:
 class SessionOutput:
     replies: list[str] = field(default_factory=list)  # each a full reply, CRLF-terminated lines
     close: bool = False
+    start_tls: bool = False  # send the replies, then run the TLS handshake and call tls_started()
 
 
 class SmtpSession:
@@ -89,6 +90,8 @@ class SmtpSession:
         self.enforce_sync = False
         self.pipelining_advertised = False
         self.auth_advertised = False
+        self.tls_active = False
+        self.tls_advertised = False
         self.authenticated: str | None = None  # the authenticator's name, once AUTH succeeded
         self.auth_exchange = None  # a running AUTH exchange (generator) waiting for a response
         self.auth_mechanism = None
@@ -287,6 +290,11 @@ class SmtpSession:
             lines.append("AUTH " + " ".join(m.options.get("public_name") or m.name.upper() for m in mechanisms))
         if self._host_in("chunking_advertise_hosts"):
             lines.append("CHUNKING")
+        self.tls_advertised = (
+            not self.tls_active and bool(self.config.main.get("tls_certificate")) and self._host_in("tls_advertise_hosts")
+        )
+        if self.tls_advertised:
+            lines.append("STARTTLS")
         if self.config.main.get("prdr_enable"):
             lines.append("PRDR")
         if self._host_in("dsn_advertise_hosts"):
@@ -399,6 +407,39 @@ class SmtpSession:
         self.log(f"{inst.name} authenticator failed for ({self.helo}) [{self.peer.address}]: "
                  f"535 Incorrect authentication data (set_id={set_id})")
         out.replies.append(self._reply("535", "Incorrect authentication data"))
+
+    # -- STARTTLS -----------------------------------------------------------------
+
+    def cmd_starttls(self, out: SessionOutput, arg: str) -> None:
+        if not self.tls_advertised:
+            self._protocol_error(out, "503", "STARTTLS command used when not advertised")
+            return
+        if self.reader.pending():
+            # commands pipelined after STARTTLS would be injected into the TLS session
+            out.replies.append(self._reply("554", "SMTP synchronization error"))
+            out.close = True
+            return
+        result = self._acl("acl_smtp_starttls", "accept")
+        if result.verdict != "accept":
+            code, text = self._acl_refusal(result)
+            out.replies.append(self._reply(code, text))
+            return
+        out.replies.append(self._reply("220", "TLS go ahead"))
+        out.start_tls = True
+
+    def tls_certificate_files(self) -> tuple[str, str]:
+        cert = expand_string(str(self.config.main.get("tls_certificate") or ""), self.ctx)
+        key = expand_string(str(self.config.main.get("tls_privatekey") or ""), self.ctx) or cert
+        return cert, key
+
+    def tls_started(self, info: dict[str, str]) -> None:
+        """The handshake succeeded: the client starts again with EHLO (RFC 3207)."""
+        self.tls_active = True
+        self.tls_advertised = False
+        self.helo = None
+        self.esmtp = False
+        self._reset()
+        self.ctx.variables.update(info)
 
     def cmd_rset(self, out: SessionOutput, arg: str) -> None:
         self._reset()
@@ -641,8 +682,8 @@ class SmtpSession:
             auth_id = self.ctx.variables.get("authenticated_id", "")
             auth_part = f" A={self.authenticated}" + (f":{auth_id}" if auth_id else "")
         proto = self._received_protocol()
-        if self.authenticated and not self.local:
-            proto = proto.replace("smtp", "smtpa")
+        if self.tls_active:
+            auth_part = f" X={self.ctx.variables.get('tls_in_cipher', '')}" + auth_part
         self.log(f"{stored_id} <= {sender or '<>'} {host} P={proto}{auth_part} S={size}{msgid_part}")
         out.replies.append(self._reply("250", f"OK id={stored_id}"))
         self._reset()
@@ -665,7 +706,12 @@ class SmtpSession:
         return not self.peer.address
 
     def _received_protocol(self) -> str:
+        """smtp, esmtp, esmtps (TLS), esmtpa (AUTH), esmtpsa (both), local-esmtp … as Exim names them."""
         name = ("e" if self.esmtp else "") + "smtp"
+        if self.tls_active:
+            name += "s"
+        if self.authenticated:
+            name += "a"
         return f"local-{name}" if self.local else name
 
     def _received_header(self) -> str:

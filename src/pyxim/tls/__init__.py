@@ -1,0 +1,1 @@
+"""TLS through pyOpenSSL (the standard library's ssl module cannot staple OCSP)."""
