@@ -263,3 +263,57 @@ def test_garbage_instead_of_a_handshake(tls_daemon) -> None:  # type: ignore[no-
     assert b"250" not in rest
     with smtplib.SMTP("127.0.0.1", port, timeout=20) as smtp:  # the daemon is still fine
         assert smtp.noop()[0] == 250
+
+
+def test_kill_9_after_250_leaves_a_whole_message(daemon) -> None:  # type: ignore[no-untyped-def]
+    from pyxim.spool.store import Spool
+
+    port, root, proc = daemon
+    smtp = smtplib.SMTP("127.0.0.1", port, timeout=20)
+    smtp.ehlo("c")
+    smtp.mail("a@x.example")
+    smtp.rcpt("b@example.org")
+    code, text = smtp.data(b"Subject: durable\r\n\r\n" + b"line\r\n" * 20000)
+    assert code == 250
+    proc.kill()  # SIGKILL straight after the 250
+    proc.wait(10)
+    message_id = text.decode().split("id=")[1]
+    spool = Spool(root / "spool")
+    assert list(spool.message_ids()) == [message_id]
+    message, body = spool.read(message_id)
+    assert message.recipients[0].address == "b@example.org"
+    assert body == b"line\n" * 20000
+
+
+def test_kill_9_during_data_leaves_nothing_in_the_queue(daemon) -> None:  # type: ignore[no-untyped-def]
+    from pyxim.spool.store import Spool
+
+    port, root, proc = daemon
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+        s.recv(1000)
+        for command in (b"EHLO c\r\n", b"MAIL FROM:<a@x.example>\r\n", b"RCPT TO:<b@example.org>\r\n", b"DATA\r\n"):
+            s.sendall(command)
+            s.recv(1000)
+        s.sendall(b"Subject: never finished\r\n\r\n" + b"partial\r\n" * 1000)
+        time.sleep(0.3)
+        proc.kill()
+        proc.wait(10)
+    assert list(Spool(root / "spool").message_ids()) == []
+    # a restarted daemon starts with an empty queue and takes mail again
+    restarted = subprocess.Popen(
+        [sys.executable, "-m", "pyxim", "-C", str(root / "exim.conf"), "-bdf", "-oX", f"127.0.0.1.{port}"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )
+    try:
+        deadline = time.time() + 20
+        while time.time() < deadline:
+            try:
+                with smtplib.SMTP("127.0.0.1", port, timeout=5) as smtp:
+                    assert smtp.sendmail("a@x.example", ["b@example.org"], b"Subject: s\r\n\r\nx\r\n") == {}
+                break
+            except OSError:
+                time.sleep(0.2)
+        assert len(list(Spool(root / "spool").message_ids())) == 1
+    finally:
+        restarted.send_signal(signal.SIGTERM)
+        restarted.wait(15)
