@@ -32,6 +32,9 @@ class CommandLine:
     args: list[str] = field(default_factory=list)  # what follows the options
     sender: str | None = None  # -f
     listen: str | None = None  # -oX
+    extract: bool = False  # -t
+    dot_ends: bool = True  # cleared by -i / -oi
+    full_name: str | None = None  # -F
 
 
 # Options that take the next word as their value.
@@ -71,11 +74,25 @@ def parse_command_line(argv: Sequence[str]) -> CommandLine:
                 cl.sender = value
             elif arg == "-oX":
                 cl.listen = value
+            elif arg == "-F":
+                cl.full_name = value
             i += 1
         elif arg.startswith("-C") and len(arg) > 2:
             cl.config_path = arg[2:]
         elif arg in ("-bV", "-bP", "-be", "-bd", "-bdf", "-bs", "-bt", "-bv", "-bh", "-bp", "-bpc", "-bpu", "-q"):
             cl.mode = arg
+        elif arg == "-bm":
+            cl.mode = "-bm"
+        elif arg == "-t":
+            cl.extract = True
+        elif arg in ("-i", "-oi"):
+            cl.dot_ends = False
+        elif arg in ("-odq", "-odb", "-odi", "-odf", "-oem", "-oee", "-oep", "-oeq", "-oew", "-v", "-m", "-om"):
+            pass  # sendmail compatibility options that change nothing here yet
+        elif arg.startswith("-f") and len(arg) > 2:
+            cl.sender = arg[2:]
+        elif arg.startswith("-F") and len(arg) > 2:
+            cl.full_name = arg[2:]
         elif arg.startswith("-b"):
             raise UsageError(f"unknown, malformed, or incomplete option {arg}")
         else:
@@ -272,6 +289,15 @@ def main(argv: Sequence[str] | None = None) -> int:
             return run_smtp_stdio(cl, sys.stdout, sys.stdin)
         if cl.mode == "--help":
             return run_help(cl, sys.stdout)
+        if cl.mode == "-bm" or (cl.mode == "" and (cl.args or cl.extract)):
+            from pyxim.submission import submit
+
+            config = _load(cl)
+            sender = cl.sender
+            if sender is not None and sender.startswith("<") and sender.endswith(">"):
+                sender = sender[1:-1]
+            submit(config, sys.stdin.buffer, cl.args, cl.extract, cl.dot_ends, sender, cl.full_name)
+            return 0
         if cl.mode == "":
             raise UsageError("no mode given (try -bV, -bP, -be or --help)")
         raise UsageError(f"{cl.mode} is not available in this version of pyxim yet")
@@ -288,6 +314,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     except BrokenPipeError:
         return 1
+
+
+def sendmail_main() -> int:
+    """The `sendmail` entry point: Exim's command line, where addresses alone mean -bm."""
+    return main()
 
 
 if __name__ == "__main__":  # pragma: no cover

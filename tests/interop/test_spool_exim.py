@@ -104,3 +104,49 @@ def test_bs_writes_what_exim_writes() -> None:
         shutil.rmtree(work, ignore_errors=True)
     assert normalise(pyxim_replies) == normalise(exim_replies)
     assert normalise(pyxim_header) == normalise(exim_header)
+
+
+@pytest.mark.parametrize(
+    "options",
+    [["-t"], ["-oi", "-f", "sender@example.net", "-F", "Joe Bloggs", "y@example.org"], ["y@example.org", "z"]],
+    ids=["extract", "sender-and-name", "plain"],
+)
+def test_local_submission_writes_what_exim_writes(options: list[str]) -> None:
+    """sendmail-style submission (-bm, -t, -oi, -f, -F): same -D and -H as Exim's, same log line."""
+    import re
+
+    work = Path(tempfile.mkdtemp(prefix="pyxim-bm-"))
+    os.chmod(work, 0o777)
+    conf = work / "c.conf"
+    conf.write_text(
+        f"primary_hostname = mail.example.org\nqualify_domain = example.org\nspool_directory = {work}/spool\n"
+        f"log_file_path = {work}/%slog\nqueue_only = true\n"
+    )
+    os.chmod(conf, 0o644)
+    message = b"Subject: local test\nTo: x@example.org\nBcc: hidden@example.org\n\nbody\n.\nafter dot\n"
+
+    def run(command: list[str]) -> tuple[str, str, str]:
+        shutil.rmtree(work / "spool", ignore_errors=True)
+        (work / "mainlog").unlink(missing_ok=True)
+        proc = subprocess.run(command + ["-C", str(conf), "-odq", *options], input=message, capture_output=True, timeout=60)
+        assert proc.returncode == 0, proc.stderr
+        header = next((work / "spool" / "input").glob("*-H")).read_text()
+        data = next((work / "spool" / "input").glob("*-D")).read_text()
+        log = [line.split(" ", 3)[3] for line in (work / "mainlog").read_text().splitlines() if " <= " in line]
+        return header, data, "\n".join(log)
+
+    def normalise(text: str) -> str:
+        text = re.sub(r"[0-9A-Za-z]{6}-[0-9A-Za-z]{6}-[0-9A-Za-z]{2}", "ID", text)
+        text = re.sub(r"\w{3}, \d\d \w{3} \d{4} [\d:]+ [+-]\d{4}", "DATE", text)
+        text = re.sub(r"^\d{10} 0$", "TIME 0", text, flags=re.M)
+        return "\n".join(
+            line for line in text.split("\n")
+            if not line.startswith(("-received_time_usec", "-received_time_complete", "-tls_resumption"))
+        )
+
+    try:
+        exim = run([oracle.EXIM])
+        pyxim = run([sys.executable, "-m", "pyxim"])
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    assert [normalise(x) for x in pyxim] == [normalise(x) for x in exim]

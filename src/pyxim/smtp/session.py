@@ -92,6 +92,11 @@ class SmtpSession:
         self.auth_advertised = False
         self.tls_active = False
         self.tls_advertised = False
+        # Non-SMTP local submission (-bm, -t) sets these; see pyxim.submission.
+        self.protocol_override: str | None = None
+        self.originator_name: str | None = None
+        self.extra_options: dict[str, str | None] = {}
+        self.deleted_headers: set[str] = set()
         self.authenticated: str | None = None  # the authenticator's name, once AUTH succeeded
         self.auth_exchange = None  # a running AUTH exchange (generator) waiting for a response
         self.auth_mechanism = None
@@ -632,6 +637,8 @@ class SmtpSession:
         for text in self.acl_state.add_headers:
             headers.append(SpoolHeader.of(text + "\n"))
         sender = self.envelope.sender or ""
+        # id= in the log names the message's own Message-ID, not one added here
+        own_msgid = next((h.text.split(":", 1)[1].strip() for h in headers if h.type == "I"), "")
         if self.local:
             headers.extend(self._local_fixups(headers, message_id, sender))
         options: dict[str, str | None] = {}
@@ -649,10 +656,18 @@ class SmtpSession:
                 "max_received_linelength": str(max_line),
             }
         )
+        for name in ("auth_id", "auth_sender"):
+            if name in self.extra_options:
+                options[name] = self.extra_options[name]
         if self.local:
             options["allow_unqualified_recipient"] = None
             options["allow_unqualified_sender"] = None
         options["deliver_firsttime"] = None
+        if "local" in self.extra_options:
+            options["local"] = None
+        for h in headers:
+            if h.text.split(":", 1)[0].strip().lower() in self.deleted_headers:
+                h.type = "*"
         import os
 
         message = SpoolMessage(message_id, sender, list(self.envelope.recipients), headers, now,
@@ -671,12 +686,11 @@ class SmtpSession:
             self.log(f"spool write failed: {exc}")
             self._reset()
             return
-        size = sum(len(h.text.encode("utf-8", "surrogateescape")) for h in headers) + 1 + len(body)
+        size = sum(len(h.text.encode("utf-8", "surrogateescape")) for h in headers if h.type != "*") + 1 + len(body)
         host = f"H=({self.helo}) [{self.peer.address}]" if self.helo else f"H=[{self.peer.address}]"
         if not self.peer.address:
-            host = f"U={self.ctx.variables.get('caller_name', '') or 'pyxim'}"
-        msgid = next((h.text.split(":", 1)[1].strip() for h in headers if h.type == "I"), "")
-        msgid_part = f" id={msgid.strip('<>')}" if msgid else ""
+            host = f"U={_login()}"
+        msgid_part = f" id={own_msgid.strip('<>')}" if own_msgid else ""
         auth_part = ""
         if self.authenticated:
             auth_id = self.ctx.variables.get("authenticated_id", "")
@@ -695,7 +709,8 @@ class SmtpSession:
         if "message-id" not in have:
             added.append(SpoolHeader(f"Message-Id: <E{message_id}@{self._primary()}>\n", "I"))
         if "from" not in have and sender:
-            added.append(SpoolHeader(f"From: {sender}\n", "F"))
+            name = self.originator_name
+            added.append(SpoolHeader(f"From: {name} <{sender}>\n" if name else f"From: {sender}\n", "F"))
         if "date" not in have:
             added.append(SpoolHeader(f"Date: {expand_string('$tod_full', self.ctx)}\n", " "))
         return added
@@ -707,6 +722,8 @@ class SmtpSession:
 
     def _received_protocol(self) -> str:
         """smtp, esmtp, esmtps (TLS), esmtpa (AUTH), esmtpsa (both), local-esmtp … as Exim names them."""
+        if self.protocol_override:
+            return self.protocol_override
         name = ("e" if self.esmtp else "") + "smtp"
         if self.tls_active:
             name += "s"

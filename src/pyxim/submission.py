@@ -1,0 +1,96 @@
+"""Local submission, sendmail-style: -bm (the default with addresses), -t, -i/-oi, -f, -F.
+
+The message comes on standard input. Without -i (or -oi) a line holding
+only "." ends it, as with sendmail. With -t the recipients come from the
+To:, Cc: and Bcc: headers (Bcc: is then hidden from the copies). The rest —
+headers added, the spool, the log line — is the SMTP session's own code
+path, with the protocol named "local".
+"""
+
+from __future__ import annotations
+
+import os
+import pwd
+from pathlib import Path
+
+from pyxim.address import extract_address, split_address_list
+from pyxim.config.model import Config
+from pyxim.errors import PyximError
+from pyxim.expand.taint import Tainted
+from pyxim.log import Logger
+from pyxim.smtp.session import Envelope, Peer, SessionOutput, SmtpSession, _login, _split_message
+from pyxim.spool.format import Recipient
+from pyxim.spool.ids import MessageIdGenerator
+from pyxim.spool.store import Spool
+
+
+class SubmissionError(PyximError):
+    pass
+
+
+def read_message(stream, dot_ends: bool) -> tuple[bytes, int]:  # type: ignore[no-untyped-def]
+    lines: list[bytes] = []
+    longest = 0
+    for raw in stream:
+        line = raw[:-1] if raw.endswith(b"\n") else raw
+        if line.endswith(b"\r"):
+            line = line[:-1]
+        if dot_ends and line == b".":
+            break
+        longest = max(longest, len(line))
+        lines.append(line + b"\n")
+    return b"".join(lines), longest
+
+
+def _gecos_name() -> str:
+    try:
+        return pwd.getpwuid(os.getuid()).pw_gecos.split(",")[0] or _login()
+    except KeyError:
+        return _login()
+
+
+def submit(config: Config, stdin, recipients: list[str], extract: bool, dot_ends: bool,  # type: ignore[no-untyped-def]
+           sender: str | None, full_name: str | None) -> str:
+    spool = Spool(Path(str(config.main["spool_directory"])), bool(config.main.get("split_spool_directory")))
+    logger = Logger(str(config.main.get("log_file_path") or ""), str(config.main["spool_directory"]))
+
+    def store(message, body):  # type: ignore[no-untyped-def]
+        spool.write(message, body)
+        return message.message_id
+
+    session = SmtpSession(config, Peer("", 0), store, MessageIdGenerator().new_id, logger.main)
+    session.protocol_override = "local"
+    data, longest = read_message(stdin, dot_ends)
+    default_sender = f"{_login()}@{session._qualify_recipient()}"
+    if sender is None:
+        sender = default_sender
+        session.extra_options = {"auth_id": _login(), "auth_sender": default_sender, "local": None}
+    session.originator_name = full_name if full_name is not None else _gecos_name()
+    addresses = list(recipients)
+    if extract:
+        headers, _ = _split_message(data)
+        for header in headers:
+            name, _, value = header.partition(":")
+            if name.strip().lower() in ("to", "cc", "bcc"):
+                for piece in split_address_list(value):
+                    parsed = extract_address(piece)
+                    if parsed is not None and parsed.address:
+                        addresses.append(parsed.address)
+        session.deleted_headers = {"bcc"}
+    if not addresses:
+        raise SubmissionError("no recipients found in message" if extract else "no recipients given")
+    qualify = session._qualify_recipient()
+    session.envelope = Envelope(
+        sender=Tainted(sender),
+        recipients=[Recipient(a if "@" in a else f"{a}@{qualify}") for a in addresses],
+    )
+    session.ctx.variables["sender_address"] = Tainted(sender)
+    result = session._acl("acl_not_smtp", "accept")
+    if result.verdict != "accept":
+        raise SubmissionError(result.message or "message rejected by acl_not_smtp")
+    out = SessionOutput()
+    session._message_done(out, data, longest)
+    reply = "".join(out.replies)
+    if not reply.startswith("250"):
+        raise SubmissionError(reply.strip())
+    return reply.split("id=", 1)[1].strip()
