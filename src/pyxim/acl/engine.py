@@ -80,6 +80,11 @@ class AclRun:
         return expand_string(text, self.ctx)
 
 
+def _load_condition_modules() -> None:
+    """Conditions that live in modules of their own register when imported."""
+    from pyxim.acl import dnslists  # noqa: F401
+
+
 def find_acl_text(config: Config, name: str) -> list | None:
     acl = config.acls.get(name)
     return acl.statements if acl is not None else None
@@ -104,6 +109,7 @@ def run_acl(config: Config, acl_name: str | None, ctx: ExpansionContext, state: 
             statements = [AclStatement(name, [])]
         else:
             return AclResult("defer", defer_reason=f'ACL "{name}" not found')
+    _load_condition_modules()
     run = AclRun(config, ctx, state, depth)
     for st in statements:
         result = _run_statement(run, st)

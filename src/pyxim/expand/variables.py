@@ -152,6 +152,16 @@ def _config_file(ev: Evaluation) -> str:
     return os.path.abspath(config.filename) if config is not None and config.filename else ""
 
 
+def _sender_part(ev: Evaluation, domain: bool) -> str:
+    from pyxim.expand.taint import carry
+
+    sender = resolve_variable(ev, "sender_address")
+    local, at, dom = sender.rpartition("@")
+    if not at:
+        return "" if domain else sender
+    return carry(dom if domain else local, sender)
+
+
 def _message_headers(ev: Evaluation, raw: bool) -> str:
     msg = ev.ctx.message
     if msg is None:
@@ -171,6 +181,8 @@ _COMPUTED: dict[str, Callable[[Evaluation], str]] = {
     "primary_hostname": _primary_hostname,
     "qualify_domain": _qualify_domain,
     "qualify_recipient": _qualify_recipient,
+    "sender_address_domain": lambda ev: _sender_part(ev, domain=True),
+    "sender_address_local_part": lambda ev: _sender_part(ev, domain=False),
     "smtp_active_hostname": lambda ev: _main(ev, "smtp_active_hostname") or _primary_hostname(ev),
     "spool_directory": lambda ev: _main(ev, "spool_directory", "/var/spool/pyxim"),
     "exim_version": lambda ev: EXIM_COMPAT_VERSION,
