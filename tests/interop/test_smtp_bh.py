@@ -118,6 +118,9 @@ def transcript(command: list[str], conf: Path, lines: list[str]) -> list[str]:
     proc = subprocess.run(command + ["-C", str(conf), "-bh", "127.0.0.1"], input=feed, capture_output=True, timeout=60)
     out = proc.stdout.decode("utf-8", "replace").replace("\r\n", "\n")
     replies = [line for line in out.split("\n") if re.match(r"^\d{3}[ -]", line)]
+    # the rejection log lines ("LOG: …") go to stderr in both
+    logs = [line for line in proc.stderr.decode("utf-8", "replace").split("\n") if "rejected RCPT" in line]
+    replies += [re.sub(r"^(\d{4}-\d\d-\d\d [\d:]+ )?(LOG: )?", "LOG: ", line) for line in logs]
     masked = []
     for line in replies:
         line = re.sub(r"id=\S+", "id=MASKED", line)

@@ -137,3 +137,14 @@ def test_synchronization_is_enforced_on_tcp_sessions(tmp_path: Path) -> None:
     s.feed(b"HELO c\r\n")
     out = s.feed(b"MAIL FROM:<a@b>\r\nRCPT TO:<x@example.org>\r\n")
     assert out.replies[-1] == "554 SMTP synchronization error\r\n" and out.close
+
+
+def test_messages_per_connection_limit(tmp_path: Path) -> None:
+    (tmp_path / "c.conf").write_text(CONF.replace("primary_hostname", "smtp_accept_max_per_connection = 1\nprimary_hostname"))
+    config = load_config(str(tmp_path / "c.conf"))
+    s = SmtpSession(config, Peer("127.0.0.1", 1), lambda m, b: m.message_id, MessageIdGenerator().new_id)
+    s.greeting()
+    reply = talk(s, b"EHLO c\r\nMAIL FROM:<a@b>\r\nRCPT TO:<x@example.org>\r\nDATA\r\nSubject: 1\r\n\r\nx\r\n.\r\n")
+    assert "250 OK id=" in reply
+    assert talk(s, b"MAIL FROM:<a@b>\r\n") == "421 too many messages in this connection\r\n"
+    assert talk(s, b"QUIT\r\n").startswith("221")

@@ -42,6 +42,7 @@ class AclResult:
     message: str | None = None  # user message (message =)
     log_message: str | None = None
     defer_reason: str | None = None
+    verb: str | None = None  # the statement's verb that decided (None: the end of the ACL)
 
 
 class AclConditionError(Exception):
@@ -157,7 +158,7 @@ def _run_statement(run: AclRun, st) -> AclResult | None:  # type: ignore[no-unty
     user_message = _expand_or_none(run, message)
     log_text = _expand_or_none(run, log_message)
     if verb == "require":
-        return None if all_true else AclResult("deny", user_message, log_text)
+        return None if all_true else AclResult("deny", user_message, log_text, verb="require")
     if not all_true:
         if verb == "accept" and endpass:
             return AclResult("deny", user_message, log_text)
@@ -166,7 +167,7 @@ def _run_statement(run: AclRun, st) -> AclResult | None:  # type: ignore[no-unty
         if log_text:
             run.state.log_lines.append(log_text)
         return None
-    return AclResult(verb, user_message, log_text)
+    return AclResult(verb, user_message, log_text, verb=verb)
 
 
 def _expand_or_none(run: AclRun, text: str | None) -> str | None:

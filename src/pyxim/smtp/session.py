@@ -86,6 +86,7 @@ class SmtpSession:
         self.envelope = Envelope()
         self.errors = 0
         self.unknown = 0
+        self.messages_received = 0
         # Exim's smtp_enforce_sync applies to TCP sessions only (not -bs/-bh on a pipe)
         self.enforce_sync = False
         self.pipelining_advertised = False
@@ -491,6 +492,10 @@ class SmtpSession:
         if self.envelope.sender is not None:
             self._protocol_error(out, "503", "sender already given")
             return
+        per_connection = int(self.config.main.get("smtp_accept_max_per_connection") or 0)
+        if per_connection and self.messages_received >= per_connection:
+            out.replies.append(self._reply("421", "too many messages in this connection"))
+            return
         m = _MAIL.match(arg)
         if not m:
             self._protocol_error(out, "501", 'MAIL must have an address operand')
@@ -547,6 +552,15 @@ class SmtpSession:
             return
         code, text = self._acl_refusal(result)
         out.replies.append(self._reply(code, text))
+        # Exim logs log_message, or a deny statement's own message; nothing for require or the ACL's end
+        reason = result.defer_reason or result.log_message or (result.message if result.verb == "deny" else None)
+        verb = "temporarily rejected" if code.startswith("4") else "rejected"
+        auth = ""
+        if self.authenticated:
+            auth_id = self.ctx.variables.get("authenticated_id", "")
+            auth = f" A={self.authenticated}" + (f":{auth_id}" if auth_id else "")
+        self.log(f"{self._host_id()} F=<{self.envelope.sender}>{auth} {verb} RCPT <{address}>"
+                 + (f": {reason}" if reason else ""))
         if result.verdict == "drop":
             out.close = True
 
@@ -700,6 +714,7 @@ class SmtpSession:
             auth_part = f" X={self.ctx.variables.get('tls_in_cipher', '')}" + auth_part
         self.log(f"{stored_id} <= {sender or '<>'} {host} P={proto}{auth_part} S={size}{msgid_part}")
         out.replies.append(self._reply("250", f"OK id={stored_id}"))
+        self.messages_received += 1
         self._reset()
 
     def _local_fixups(self, headers: list[SpoolHeader], message_id: str, sender: str) -> list[SpoolHeader]:
@@ -719,6 +734,13 @@ class SmtpSession:
     def local(self) -> bool:
         """A session on standard input (-bs): no remote host."""
         return not self.peer.address
+
+    def _host_id(self) -> str:
+        """How the client appears in log lines: H=(helo) [ip], or U=login for local sessions."""
+        if self.local:
+            return f"U={_login()}"
+        helo = f"({self.helo}) " if self.helo else ""
+        return f"H={helo}[{self.peer.address}]"
 
     def _received_protocol(self) -> str:
         """smtp, esmtp, esmtps (TLS), esmtpa (AUTH), esmtpsa (both), local-esmtp … as Exim names them."""
