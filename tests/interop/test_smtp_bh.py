@@ -55,6 +55,14 @@ acl_check_rcpt:
 acl_check_data:
   deny    condition = ${if match{$h_subject:}{spam}}
           message = spam subject
+  deny    condition = ${if def:h_x-verify:}
+          !verify = header_syntax
+          message = header syntax
+  deny    condition = ${if def:h_x-verify:}
+          !verify = not_blind
+          message = blind recipients
+  deny    regex = \\N^X-Forbidden:: (\\w+)\\N
+          message = forbidden $regex1
   accept
 begin authenticators
 plain:
@@ -108,6 +116,13 @@ SCRIPTS = {
     "auth_login": ["EHLO c", "AUTH LOGIN", "dXNlcg==", "c2VjcmV0", "QUIT"],
     "auth_errors": ["EHLO c", "AUTH PLAIN", "*", "AUTH PLAIN !!!", "AUTH NOSUCH", "QUIT"],
     "auth_not_advertised": ["HELO x", "AUTH PLAIN AHVzZXIAc2VjcmV0", "QUIT"],
+    "verify_headers": [
+        "EHLO c", "MAIL FROM:<a@b>", "RCPT TO:<x@example.org>", "DATA", "X-Verify: 1", "To: x@example.org, bad address here",
+        "", "x", ".", "MAIL FROM:<a@b>", "RCPT TO:<x@example.org>", "DATA", "X-Verify: 1", "To: y@example.org", "", "x", ".",
+        "MAIL FROM:<a@b>", "RCPT TO:<x@example.org>", "DATA", "X-Verify: 1", "To: Someone <X@Example.ORG>", "", "x", ".",
+        "MAIL FROM:<a@b>", "RCPT TO:<x@example.org>", "DATA", "X-Verify: 1", "To: Someone <x@Example.ORG>", "", "x", ".",
+        "MAIL FROM:<a@b>", "RCPT TO:<x@example.org>", "DATA", "X-Forbidden: thing", "", "x", ".", "QUIT",
+    ],
     "dot_stuffing": ["EHLO c", "MAIL FROM:<a@b>", "RCPT TO:<x@example.org>", "DATA", "Subject: s", "", "..leading", "x.", ".", "QUIT"],
 }
 

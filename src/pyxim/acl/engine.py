@@ -318,13 +318,126 @@ def _cond_acl(run: AclRun, value: str) -> bool:
     return result.verdict == "accept"
 
 
+_ADDRESS_HEADERS = ("from", "sender", "reply-to", "to", "cc", "bcc", "resent-from", "resent-sender",
+                    "resent-reply-to", "resent-to", "resent-cc", "resent-bcc")
+
+
+def _verify_header_syntax(run: AclRun) -> bool:
+    from pyxim.address import extract_address, split_address_list
+
+    msg = run.ctx.message
+    if msg is None:
+        return True
+    for header in msg.headers:
+        if header.name.lower() not in _ADDRESS_HEADERS:
+            continue
+        value = header.value.strip()
+        if not value or value.endswith(";") and ":" in value:  # empty, or a group "undisclosed:;"
+            continue
+        for piece in split_address_list(value):
+            parsed = extract_address(piece)
+            if parsed is None or ("@" not in parsed.address and parsed.address) or " " in parsed.address:
+                run.ctx.variables["acl_verify_message"] = ""
+                return False
+    return True
+
+
+def _verify_not_blind(run: AclRun) -> bool:
+    from pyxim.address import extract_address, split_address_list
+
+    msg = run.ctx.message
+    def norm(address: str) -> str:
+        # local parts compare exactly, domains without case (as Exim does)
+        local, at, domain = address.rpartition("@")
+        return f"{local}@{domain.lower()}" if at else address
+
+    recipients = [norm(r) for r in run.ctx.variables.get("recipients", "").split(", ") if r]
+    if msg is None or not recipients:
+        return True
+    visible: set[str] = set()
+    for header in msg.headers:
+        if header.name.lower() in ("to", "cc"):
+            for piece in split_address_list(header.value):
+                parsed = extract_address(piece)
+                if parsed is not None:
+                    visible.add(norm(parsed.address))
+    return all(r in visible for r in recipients)
+
+
+def _verify_reverse_host_lookup(run: AclRun, defer_ok: bool) -> bool:
+    address = run.ctx.variables.get("sender_host_address", "")
+    if not address:
+        return True
+    resolver = run.ctx.get_resolver()
+    try:
+        for name in resolver.host_names_for_ip(address):
+            if address in resolver.addresses_for_name(name):
+                run.ctx.variables["sender_host_name"] = name
+                return True
+    except LookupDefer:
+        if defer_ok:
+            return True
+        raise
+    return False
+
+
+def _verify_helo(run: AclRun) -> bool:
+    helo = run.ctx.variables.get("sender_helo_name", "")
+    address = run.ctx.variables.get("sender_host_address", "")
+    if not helo or not address:
+        return not address  # local sessions have nothing to verify
+    if helo.startswith("["):
+        return helo.strip("[]").removeprefix("IPv6:").lower() == address.lower()
+    resolver = run.ctx.get_resolver()
+    try:
+        return address in resolver.addresses_for_name(helo)
+    except LookupDefer:
+        return False
+
+
 @acl_condition("verify")
 def _cond_verify(run: AclRun, value: str) -> bool:
-    what = run.expand(value).split("/", 1)[0].strip()
+    text = run.expand(value)
+    what, _, options = text.partition("/")
+    what = what.strip()
     if what == "header_syntax":
-        return True  # checked by the session when the message arrives
+        return _verify_header_syntax(run)
+    if what == "not_blind":
+        return _verify_not_blind(run)
+    if what == "reverse_host_lookup":
+        return _verify_reverse_host_lookup(run, "defer_ok" in options)
+    if what == "helo":
+        return _verify_helo(run)
+    if what == "certificate":
+        return run.ctx.variables.get("tls_in_certificate_verified") == "1"
     if what in ("sender", "recipient"):
         address = run.ctx.variables.get("sender_address" if what == "sender" else "recipient", "")
         # Full verification routes the address; until routers exist it is a syntax check.
-        return what == "sender" and address == "" or "@" in address
-    raise AclConditionError(f'verify = {what} is not available in this version of pyxim')
+        return (what == "sender" and address == "") or "@" in address
+    raise AclConditionError(f"verify = {what} is not available in this version of pyxim")
+
+
+@acl_condition("regex")
+def _cond_regex(run: AclRun, value: str) -> bool:
+    """Match any line of the message (headers and body); $regex1… get the groups."""
+    from pyxim.expand.regex import compile_pcre
+
+    msg = run.ctx.message
+    if msg is None:
+        return False
+    lines = (msg.headers_text() + "\n\n" + msg.body).split("\n")
+    for pattern in _list_items(run.expand(value)):
+        regex = compile_pcre(pattern)
+        m = next((found for found in map(regex.search, lines) if found), None)
+        if m:
+            for n, group in enumerate(m.groups(), 1):
+                run.ctx.variables[f"regex{n}"] = group or ""
+            run.ctx.variables["regex_match_string"] = m.group(0)
+            return True
+    return False
+
+
+def _list_items(text: str) -> list[str]:
+    from pyxim.lists import iterate_list
+
+    return list(iterate_list(text))

@@ -247,6 +247,8 @@ def _acl_variable_problem(name: str) -> str | None:
 def is_known_variable(name: str) -> bool:
     if name in KNOWN:
         return True
+    if name.startswith("regex") and name[5:].isdigit():
+        return True
     if name.startswith(("acl_c", "acl_m")):
         return _acl_variable_problem(name) is None
     if name.startswith("acl_arg") and name[7:].isdigit() and len(name) == 8:

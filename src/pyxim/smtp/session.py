@@ -637,17 +637,24 @@ class SmtpSession:
         headers = [SpoolHeader.of(h) for h in header_text]
         from pyxim.expand.message import HeaderLine, Message
 
+        # The Received: line exists before the DATA ACL runs (it can see and match it)
+        received = self._received_header()
+        if received:
+            headers.insert(0, SpoolHeader(received, "P"))
         self.ctx.message = Message([HeaderLine(h.text.split(":", 1)[0], h.text) for h in headers],
                                    body.decode("utf-8", "surrogateescape"))
+        self.ctx.variables["recipients"] = ", ".join(r.address for r in self.envelope.recipients)
+        self.ctx.variables["recipients_count"] = str(len(self.envelope.recipients))
         result = self._acl("acl_smtp_data", "accept")
         if result.verdict not in ("accept", "discard"):
             code, text = self._acl_refusal(result)
             out.replies.append(self._reply(code, text))
+            reason = result.defer_reason or result.log_message or (result.message if result.verb == "deny" else None)
+            self.log(f"{self._host_id()} F=<{self.envelope.sender}> "
+                     f"{'temporarily rejected' if code.startswith('4') else 'rejected'} after DATA"
+                     + (f": {reason}" if reason else ""))
             self._reset()
             return
-        received = self._received_header()
-        if received:
-            headers.insert(0, SpoolHeader(received, "P"))
         for text in self.acl_state.add_headers:
             headers.append(SpoolHeader.of(text + "\n"))
         sender = self.envelope.sender or ""
