@@ -83,7 +83,7 @@ class AclRun:
 
 def _load_condition_modules() -> None:
     """Conditions that live in modules of their own register when imported."""
-    from pyxim.acl import dnslists  # noqa: F401
+    from pyxim.acl import dnslists, ratelimit  # noqa: F401
 
 
 def find_acl_text(config: Config, name: str) -> list | None:

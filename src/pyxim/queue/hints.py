@@ -1,0 +1,46 @@
+"""Hints databases (Exim's db/ directory) as SQLite files: retry, ratelimit, callout …
+
+Each database is one file under spool_directory/db, a key/value table of JSON
+records; writers take SQLite's own lock, so concurrent sessions and separate
+processes see one consistent state.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import threading
+from pathlib import Path
+from typing import Any
+
+_local = threading.local()
+
+
+class HintsDb:
+    def __init__(self, spool_directory: str, name: str) -> None:
+        directory = Path(spool_directory) / "db"
+        directory.mkdir(parents=True, exist_ok=True, mode=0o750)
+        self.path = str(directory / f"{name}.sqlite")
+
+    def _conn(self) -> sqlite3.Connection:
+        cache = getattr(_local, "conns", None)
+        if cache is None:
+            cache = _local.conns = {}
+        conn = cache.get((os.getpid(), self.path))
+        if conn is None:
+            conn = sqlite3.connect(self.path, timeout=10, isolation_level=None)
+            conn.execute("pragma journal_mode=wal")
+            conn.execute("create table if not exists hints (key text primary key, value text)")
+            cache[(os.getpid(), self.path)] = conn
+        return conn
+
+    def get(self, key: str) -> Any | None:
+        row = self._conn().execute("select value from hints where key = ?", (key,)).fetchone()
+        return json.loads(row[0]) if row else None
+
+    def put(self, key: str, value: Any) -> None:
+        self._conn().execute("insert or replace into hints (key, value) values (?, ?)", (key, json.dumps(value)))
+
+    def delete(self, key: str) -> None:
+        self._conn().execute("delete from hints where key = ?", (key,))
