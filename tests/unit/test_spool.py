@@ -82,3 +82,32 @@ def test_store_writes_whole_messages(tmp_path: Path) -> None:
     assert list(spool.message_ids()) == ["1xVsXb-0001n2-0G"]
     spool.remove("1xVsXb-0001n2-0G")
     assert list(spool.message_ids()) == []
+
+
+def test_group_commit_serves_concurrent_writers(tmp_path: Path) -> None:
+    import threading
+
+    from pyxim.spool.store import GroupCommit
+
+    spool = Spool(tmp_path, group=GroupCommit(tmp_path))
+    assert spool.group is not None and spool.group.available
+    gen = MessageIdGenerator()
+    errors: list[Exception] = []
+
+    def writer(n: int) -> None:
+        try:
+            for k in range(10):
+                message = SpoolMessage(gen.new_id(), f"s{n}@x", [Recipient("r@y")], [SpoolHeader.of(f"Subject: {n}.{k}\n")], 1.0)
+                spool.write(message, b"body\n")
+        except Exception as exc:  # noqa: BLE001
+            errors.append(exc)
+
+    threads = [threading.Thread(target=writer, args=(n,)) for n in range(20)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert errors == []
+    ids = list(spool.message_ids())
+    assert len(ids) == 200
+    assert not list((tmp_path / "input").glob("hdr.*"))

@@ -75,7 +75,11 @@ class Daemon:
 
     def _setup(self) -> None:
         spool_dir = str(self.config.main["spool_directory"])
-        self.spool = Spool(Path(spool_dir), bool(self.config.main.get("split_spool_directory")))
+        from pyxim.spool.store import GroupCommit
+
+        Path(spool_dir).mkdir(parents=True, exist_ok=True)
+        self.spool = Spool(Path(spool_dir), bool(self.config.main.get("split_spool_directory")),
+                           GroupCommit(Path(spool_dir)))
         self.logger = Logger(str(self.config.main.get("log_file_path") or ""), spool_dir)
 
     def reload(self) -> None:

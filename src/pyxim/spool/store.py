@@ -19,10 +19,69 @@ from pyxim.spool.format import SpoolMessage
 from pyxim.spool.ids import is_message_id
 
 
+class GroupCommit:
+    """Sessions writing at the same time share their disk flushes.
+
+    A writer asks for a flush and waits until one that *began after its
+    request* has finished; one flush thread serves everyone who asked in the
+    meantime. On Linux the flush is syncfs() on the spool's filesystem, which
+    covers every file written there; elsewhere each writer falls back to
+    fsync of its own files.
+    """
+
+    def __init__(self, directory: Path) -> None:
+        import ctypes
+        import threading
+
+        self.directory = directory
+        self._cond = threading.Condition()
+        self._requested = 0  # highest ticket handed out
+        self._done = 0  # every ticket up to this one is durable
+        self._running = False
+        libc = ctypes.CDLL(None, use_errno=True)
+        self._syncfs = getattr(libc, "syncfs", None)
+
+    @property
+    def available(self) -> bool:
+        return self._syncfs is not None
+
+    def flush(self) -> None:
+        import threading
+
+        with self._cond:
+            self._requested += 1
+            ticket = self._requested
+            if not self._running:
+                self._running = True
+                threading.Thread(target=self._flusher, daemon=True).start()
+            else:
+                self._cond.notify_all()
+            while self._done < ticket:
+                self._cond.wait()
+
+    def _flusher(self) -> None:
+        while True:
+            with self._cond:
+                if self._done >= self._requested:
+                    self._running = False
+                    return
+                target = self._requested  # everyone who asked before this flush starts
+            fd = os.open(self.directory, os.O_RDONLY | os.O_DIRECTORY)
+            try:
+                if self._syncfs(fd) != 0:  # type: ignore[misc]
+                    os.fsync(fd)
+            finally:
+                os.close(fd)
+            with self._cond:
+                self._done = max(self._done, target)
+                self._cond.notify_all()
+
+
 @dataclass(slots=True)
 class Spool:
     directory: Path  # spool_directory
     split: bool = False  # split_spool_directory
+    group: GroupCommit | None = None  # shared flushes for a daemon's concurrent sessions
 
     def input_dir(self, message_id: str | None = None) -> Path:
         base = self.directory / "input"
@@ -39,9 +98,17 @@ class Spool:
         d = self.input_dir(message.message_id)
         d.mkdir(parents=True, exist_ok=True, mode=0o750)
         hpath, dpath = self.paths(message.message_id)
-        _write_synced(dpath, message.data_file_prefix() + body)
         tmp = d / f"hdr.{message.message_id}"
-        _write_synced(tmp, message.header_file())
+        if self.group is not None and self.group.available:
+            # both files on disk (shared flush), then the -H name, then that on disk
+            _write_file(dpath, message.data_file_prefix() + body, sync=False)
+            _write_file(tmp, message.header_file(), sync=False)
+            self.group.flush()
+            os.rename(tmp, hpath)
+            self.group.flush()
+            return
+        _write_file(dpath, message.data_file_prefix() + body, sync=True)
+        _write_file(tmp, message.header_file(), sync=True)
         os.rename(tmp, hpath)
         _sync_dir(d)
 
@@ -77,14 +144,15 @@ class Spool:
         yield from sorted(ids, key=lambda i: (id_time(i), i))
 
 
-def _write_synced(path: Path, data: bytes) -> None:
+def _write_file(path: Path, data: bytes, sync: bool) -> None:
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o640)
     try:
         view = memoryview(data)
         while view:
             written = os.write(fd, view)
             view = view[written:]
-        os.fsync(fd)
+        if sync:
+            os.fsync(fd)
     finally:
         os.close(fd)
 
