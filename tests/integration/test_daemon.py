@@ -49,12 +49,8 @@ plain:
 """
 
 
-@pytest.fixture
-def daemon() -> Iterator[tuple[int, Path, subprocess.Popen]]:
-    root = Path(tempfile.mkdtemp(prefix="pyxim-daemon-"))
-    os.chmod(root, 0o755)
-    (root / "exim.conf").write_text(CONF.replace("{root}", str(root)))
-    port = free_port()
+def start_daemon(root: Path, port: int) -> subprocess.Popen:
+    """`pyxim -bdf` on a loopback port, returned once it answers."""
     proc = subprocess.Popen(
         [sys.executable, "-m", "pyxim", "-C", str(root / "exim.conf"), "-bdf", "-oX", f"127.0.0.1.{port}"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE,
@@ -63,12 +59,16 @@ def daemon() -> Iterator[tuple[int, Path, subprocess.Popen]]:
     while time.time() < deadline:
         try:
             socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            break
+            return proc
         except OSError:
             if proc.poll() is not None:
                 raise RuntimeError(proc.stderr.read().decode()) from None
             time.sleep(0.1)
-    yield port, root, proc
+    proc.kill()
+    raise RuntimeError("the daemon did not start listening")
+
+
+def stop_daemon(proc: subprocess.Popen) -> None:
     if proc.poll() is None:
         proc.send_signal(signal.SIGTERM)
         try:
@@ -76,6 +76,17 @@ def daemon() -> Iterator[tuple[int, Path, subprocess.Popen]]:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+
+
+@pytest.fixture
+def daemon() -> Iterator[tuple[int, Path, subprocess.Popen]]:
+    root = Path(tempfile.mkdtemp(prefix="pyxim-daemon-"))
+    os.chmod(root, 0o755)
+    (root / "exim.conf").write_text(CONF.replace("{root}", str(root)))
+    port = free_port()
+    proc = start_daemon(root, port)
+    yield port, root, proc
+    stop_daemon(proc)
     shutil.rmtree(root, ignore_errors=True)
 
 
@@ -195,25 +206,11 @@ def tls_daemon() -> Iterator[tuple[int, Path, object]]:
         )
     )
     port = free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "pyxim", "-C", str(root / "exim.conf"), "-bdf", "-oX", f"127.0.0.1.{port}"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-    )
-    deadline = time.time() + 20
-    while time.time() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            break
-        except OSError:
-            time.sleep(0.1)
+    proc = start_daemon(root, port)
     client_ctx = ssl.create_default_context()
     ca.configure_trust(client_ctx)
     yield port, root, client_ctx
-    proc.send_signal(signal.SIGTERM)
-    try:
-        proc.wait(15)
-    except subprocess.TimeoutExpired:
-        proc.kill()
+    stop_daemon(proc)
     shutil.rmtree(root, ignore_errors=True)
 
 

@@ -21,6 +21,19 @@ from tests.interop import oracle
 pytestmark = pytest.mark.skipif(oracle.EXIM is None, reason="exim4 not installed")
 
 
+def normalise(text: str) -> str:
+    """Mask what differs by nature (ids, dates, times) and drop Exim-only lines (sub-second times, GnuTLS)."""
+    import re
+
+    text = re.sub(r"[0-9A-Za-z]{6}-[0-9A-Za-z]{6}-[0-9A-Za-z]{2}", "ID", text)
+    text = re.sub(r"\w{3}, \d\d \w{3} \d{4} [\d:]+ [+-]\d{4}", "DATE", text)
+    text = re.sub(r"^\d{10} 0$", "TIME 0", text, flags=re.M)
+    return "\n".join(
+        line for line in text.split("\n")
+        if not line.startswith(("-received_time_usec", "-received_time_complete", "-tls_resumption"))
+    )
+
+
 @pytest.mark.parametrize("split", [False, True])
 def test_exim_lists_pyxims_queue(split: bool) -> None:
     # Exim drops to its own user with -C, so the tree must be reachable by it:
@@ -69,7 +82,6 @@ def test_exim_lists_pyxims_queue(split: bool) -> None:
 
 def test_bs_writes_what_exim_writes() -> None:
     """The same local SMTP session through exim -bs and pyxim -bs: the -H files agree but for ids and times."""
-    import re
 
     work = Path(tempfile.mkdtemp(prefix="pyxim-bs-"))
     os.chmod(work, 0o777)
@@ -87,16 +99,6 @@ def test_bs_writes_what_exim_writes() -> None:
         header = next((work / "spool" / "input").glob("*-H")).read_text()
         return replies.stdout.decode(), header
 
-    def normalise(text: str) -> str:
-        text = re.sub(r"[0-9A-Za-z]{6}-[0-9A-Za-z]{6}-[0-9A-Za-z]{2}", "ID", text)
-        text = re.sub(r"\w{3}, \d\d \w{3} \d{4} [\d:]+ [+-]\d{4}", "DATE", text)
-        text = re.sub(r"^\d{10} 0$", "TIME 0", text, flags=re.M)
-        # Exim-only lines: sub-second completion time, GnuTLS resumption state
-        return "\n".join(
-            line for line in text.split("\n")
-            if not line.startswith(("-received_time_usec", "-received_time_complete", "-tls_resumption"))
-        )
-
     try:
         exim_replies, exim_header = run([oracle.EXIM])
         pyxim_replies, pyxim_header = run([sys.executable, "-m", "pyxim"])
@@ -113,7 +115,6 @@ def test_bs_writes_what_exim_writes() -> None:
 )
 def test_local_submission_writes_what_exim_writes(options: list[str]) -> None:
     """sendmail-style submission (-bm, -t, -oi, -f, -F): same -D and -H as Exim's, same log line."""
-    import re
 
     work = Path(tempfile.mkdtemp(prefix="pyxim-bm-"))
     os.chmod(work, 0o777)
@@ -134,15 +135,6 @@ def test_local_submission_writes_what_exim_writes(options: list[str]) -> None:
         data = next((work / "spool" / "input").glob("*-D")).read_text()
         log = [line.split(" ", 3)[3] for line in (work / "mainlog").read_text().splitlines() if " <= " in line]
         return header, data, "\n".join(log)
-
-    def normalise(text: str) -> str:
-        text = re.sub(r"[0-9A-Za-z]{6}-[0-9A-Za-z]{6}-[0-9A-Za-z]{2}", "ID", text)
-        text = re.sub(r"\w{3}, \d\d \w{3} \d{4} [\d:]+ [+-]\d{4}", "DATE", text)
-        text = re.sub(r"^\d{10} 0$", "TIME 0", text, flags=re.M)
-        return "\n".join(
-            line for line in text.split("\n")
-            if not line.startswith(("-received_time_usec", "-received_time_complete", "-tls_resumption"))
-        )
 
     try:
         exim = run([oracle.EXIM])

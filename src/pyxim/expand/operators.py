@@ -526,28 +526,21 @@ def _listnamed(ev: Evaluation, name: str, sub: str | None) -> str:
 # -- addresses ---------------------------------------------------------------
 
 
-@operator("address")
-def op_address(ev: Evaluation, arg: str, sub: str | None) -> str:
-    from pyxim.address import extract_address
+def _address_part(part: str):  # type: ignore[no-untyped-def]
+    """${address:}, ${domain:}, ${local_part:}: one field of the parsed address, empty if it does not parse."""
 
-    parsed = extract_address(arg)
-    return parsed.address if parsed is not None else ""
+    def op(ev: Evaluation, arg: str, sub: str | None) -> str:
+        from pyxim.address import extract_address
 
+        parsed = extract_address(arg)
+        return getattr(parsed, part) if parsed is not None else ""
 
-@operator("domain")
-def op_domain(ev: Evaluation, arg: str, sub: str | None) -> str:
-    from pyxim.address import extract_address
-
-    parsed = extract_address(arg)
-    return parsed.domain if parsed is not None else ""
+    return op
 
 
-@operator("local_part")
-def op_local_part(ev: Evaluation, arg: str, sub: str | None) -> str:
-    from pyxim.address import extract_address
-
-    parsed = extract_address(arg)
-    return parsed.local_part if parsed is not None else ""
+operator("address")(_address_part("address"))
+operator("domain")(_address_part("domain"))
+operator("local_part")(_address_part("local_part"))
 
 
 @operator("addresses")
