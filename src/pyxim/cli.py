@@ -131,6 +131,9 @@ def run_be(cl: CommandLine, out: TextIO, inp: TextIO) -> int:
 
     config = _load(cl)
     ctx = ExpansionContext(config=config)
+    from pyxim.acl.engine import acl_runner
+
+    ctx.acl_runner = acl_runner(config, ctx)
     if cl.message_file is not None:
         from pyxim.expand.message import Message
 

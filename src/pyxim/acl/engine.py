@@ -86,6 +86,33 @@ def _load_condition_modules() -> None:
     from pyxim.acl import dnslists, ratelimit  # noqa: F401
 
 
+def acl_runner(config: Config, ctx: ExpansionContext, state: AclState | None = None):  # type: ignore[no-untyped-def]
+    """What ${acl{name}{args}} and the acl condition call: run a named ACL with $acl_arg1…."""
+
+    def run(name: str, args: list[str]) -> tuple[str, str | None]:
+        saved = {k: ctx.variables.get(k) for k in [f"acl_arg{n}" for n in range(1, 10)] + ["acl_narg"]}
+        for n in range(1, 10):
+            ctx.variables[f"acl_arg{n}"] = args[n - 1] if n <= len(args) else ""
+        ctx.variables["acl_narg"] = str(len(args))
+        try:
+            if config.acls.get(name) is None:
+                return "error", None
+            result = run_acl(config, name, ctx, state or AclState())
+        finally:
+            for k, v in saved.items():
+                if v is None:
+                    ctx.variables.pop(k, None)
+                else:
+                    ctx.variables[k] = v
+        if result.verdict in ("accept", "discard"):
+            return "accept", result.message
+        if result.verdict in ("deny", "drop"):
+            return "deny", result.message
+        return "defer", result.message
+
+    return run
+
+
 def find_acl_text(config: Config, name: str) -> list | None:
     acl = config.acls.get(name)
     return acl.statements if acl is not None else None

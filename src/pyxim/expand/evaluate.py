@@ -171,12 +171,19 @@ class Evaluation:
 
     def eval_if(self, node: N.If) -> str:
         saved = self.captures
+        had_value = "value" in self.bound
         saved_value = self.bound.get("value")
         try:
             ok = self.test(node.cond)
-            return self.yesno(node.yesno, ok, saved_value, saved_value)
+            # an acl condition sets $value (its message) for the yes/no strings
+            value = self.bound.get("value")
+            return self.yesno(node.yesno, ok, value, value)
         finally:
             self.captures = saved
+            if had_value:
+                self.bound["value"] = saved_value
+            else:
+                self.bound.pop("value", None)
 
     def skip_if(self, node: N.If) -> None:
         self.skip_cond(node.cond)

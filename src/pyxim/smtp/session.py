@@ -81,6 +81,9 @@ class SmtpSession:
                 "interface_port": str(peer.local_port),
             }
         )
+        from pyxim.acl.engine import acl_runner
+
+        self.ctx.acl_runner = acl_runner(config, self.ctx)
         self.helo: str | None = None
         self.esmtp = False
         self.envelope = Envelope()
