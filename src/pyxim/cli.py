@@ -233,6 +233,7 @@ def run_smtp_stdio(cl: CommandLine, out: TextIO, inp) -> int:  # type: ignore[no
             sys.stderr.write(f"LOG: {line}\n")
 
         session = SmtpSession(config, peer, store, ids.new_id, log)
+        session.sleep = None  # -bh reports delays instead of waiting (as Exim does)
     else:
         spool = Spool(Path(str(config.main["spool_directory"])), bool(config.main.get("split_spool_directory")))
 

@@ -314,3 +314,14 @@ def test_kill_9_during_data_leaves_nothing_in_the_queue(daemon) -> None:  # type
     finally:
         restarted.send_signal(signal.SIGTERM)
         restarted.wait(15)
+
+
+def test_rejections_go_to_the_reject_log(daemon) -> None:  # type: ignore[no-untyped-def]
+    port, root, _ = daemon
+    with smtplib.SMTP("127.0.0.1", port, timeout=20) as smtp:
+        smtp.ehlo("client.example")
+        smtp.mail("a@x.example")
+        assert smtp.rcpt("eve@elsewhere.example")[0] == 550
+    line = "H=(client.example) [127.0.0.1] F=<a@x.example> rejected RCPT <eve@elsewhere.example>: relay not permitted"
+    assert line in (root / "log" / "rejectlog").read_text()
+    assert line in (root / "log" / "mainlog").read_text()

@@ -110,7 +110,7 @@ class Daemon:
                 return
             session = SmtpSession(
                 config, Peer(str(peer_addr[0]), int(peer_addr[1]), str(local[0]), int(local[1])),
-                self.store, self.ids.new_id, self.logger.main,
+                self.store, self.ids.new_id, self.logger.main, self.logger.reject,
             )
             session.enforce_sync = True
             out = await asyncio.to_thread(session.greeting)

@@ -60,6 +60,7 @@ class SmtpSession:
         store: Callable[[SpoolMessage, bytes], str],
         new_id: Callable[[], str],
         log: Callable[[str], None] = lambda line: None,
+        reject_log: Callable[[str], None] | None = None,
         protocol_name: str = "smtp",
         clock: Callable[[], float] = time.time,
     ) -> None:
@@ -68,7 +69,10 @@ class SmtpSession:
         self.store = store
         self.new_id = new_id
         self.log = log
+        # rejections go to the main log and the reject log (Exim's rejectlog)
+        self.reject_log = reject_log or log
         self.clock = clock
+        self.sleep: Callable[[float], None] | None = time.sleep  # ACL `delay`; None disables (-bh)
         self.reader = SmtpReader(self._size_limit() or None)
         self.ctx = ExpansionContext(config=config, now=clock)
         self.ctx.variables.update(
@@ -148,7 +152,16 @@ class SmtpSession:
         return out
 
     def _acl(self, option: str, default: str) -> AclResult:
-        return run_acl(self.config, self.config.main.get(option), self.ctx, self.acl_state, default)
+        result = run_acl(self.config, self.config.main.get(option), self.ctx, self.acl_state, default)
+        # logwrite lines and delays asked for by the ACL happen now
+        for line in self.acl_state.log_lines:
+            self.log(line)
+        self.acl_state.log_lines.clear()
+        if self.acl_state.delay:
+            delay, self.acl_state.delay = self.acl_state.delay, 0.0
+            if self.sleep is not None:
+                self.sleep(delay)
+        return result
 
     def _acl_refusal(self, result: AclResult, temp: bool = False) -> tuple[str, str]:
         if result.verdict == "defer":
@@ -562,7 +575,7 @@ class SmtpSession:
         if self.authenticated:
             auth_id = self.ctx.variables.get("authenticated_id", "")
             auth = f" A={self.authenticated}" + (f":{auth_id}" if auth_id else "")
-        self.log(f"{self._host_id()} F=<{self.envelope.sender}>{auth} {verb} RCPT <{address}>"
+        self.reject_log(f"{self._host_id()} F=<{self.envelope.sender}>{auth} {verb} RCPT <{address}>"
                  + (f": {reason}" if reason else ""))
         if result.verdict == "drop":
             out.close = True
@@ -653,8 +666,8 @@ class SmtpSession:
             code, text = self._acl_refusal(result)
             out.replies.append(self._reply(code, text))
             reason = result.defer_reason or result.log_message or (result.message if result.verb == "deny" else None)
-            self.log(f"{self._host_id()} F=<{self.envelope.sender}> "
-                     f"{'temporarily rejected' if code.startswith('4') else 'rejected'} after DATA"
+            self.reject_log(f"{self._host_id()} F=<{self.envelope.sender}> "
+                            f"{'temporarily rejected' if code.startswith('4') else 'rejected'} after DATA"
                      + (f": {reason}" if reason else ""))
             self._reset()
             return
