@@ -80,7 +80,8 @@ def test_exim_lists_pyxims_queue(split: bool) -> None:
     shutil.rmtree(tmp_path)
 
 
-def test_bs_writes_what_exim_writes() -> None:
+@pytest.mark.parametrize("dsn", [False, True], ids=["plain", "dsn"])
+def test_bs_writes_what_exim_writes(dsn: bool) -> None:
     """The same local SMTP session through exim -bs and pyxim -bs: the -H files agree but for ids and times."""
 
     work = Path(tempfile.mkdtemp(prefix="pyxim-bs-"))
@@ -89,9 +90,18 @@ def test_bs_writes_what_exim_writes() -> None:
     conf.write_text(
         f"primary_hostname = mail.example.org\nqualify_domain = example.org\nspool_directory = {work}/spool\n"
         f"log_file_path = {work}/%slog\nqueue_only = true\nacl_smtp_rcpt = accept\ntls_advertise_hosts =\n"
+        + ("dsn_advertise_hosts = *\n" if dsn else "")
     )
     os.chmod(conf, 0o644)
     session = b"EHLO client.example\r\nMAIL FROM:<a@b.example>\r\nRCPT TO:<x@example.org>\r\nDATA\r\nSubject: hi\r\n\r\nbody\r\n.\r\nQUIT\r\n"
+    if dsn:
+        session = (
+            b"EHLO c\r\nMAIL FROM:<a@b.example> RET=HDRS ENVID=abc+2Bdef\r\n"
+            b"RCPT TO:<x@example.org> NOTIFY=SUCCESS,FAILURE ORCPT=rfc822;X@Example.org\r\n"
+            b"RCPT TO:<y@example.org> NOTIFY=NEVER\r\nRCPT TO:<z@example.org> NOTIFY=DELAY\r\n"
+            b"RCPT TO:<w@example.org> NOTIFY=BOGUS\r\nRCPT TO:<v@example.org> NOTIFY=NEVER,DELAY\r\n"
+            b"MAIL FROM:<a@b> RET=XX\r\nDATA\r\nSubject: s\r\n\r\nb\r\n.\r\nQUIT\r\n"
+        )
 
     def run(command: list[str]) -> tuple[str, str]:
         shutil.rmtree(work / "spool", ignore_errors=True)

@@ -23,6 +23,9 @@ from pyxim.lists import match_host_list
 from pyxim.smtp.protocol import Chunk, Command, LineTooLong, MessageData, SmtpReader
 from pyxim.spool.format import Recipient, SpoolHeader, SpoolMessage
 
+# Exim's DSN NOTIFY bits, as stored in the spool
+_NOTIFY_NEVER, _NOTIFY_SUCCESS, _NOTIFY_FAILURE, _NOTIFY_DELAY = 0x02, 0x04, 0x08, 0x10
+
 _HELO_NAME = re.compile(r"^[A-Za-z0-9._\-]+$|^\[[0-9A-Fa-f.:]+\]$|^\[IPv6:[0-9A-Fa-f.:]+\]$")
 _MAIL = re.compile(r"^FROM:\s*(.*)$", re.I)
 _RCPT = re.compile(r"^TO:\s*(.*)$", re.I)
@@ -303,6 +306,8 @@ class SmtpSession:
             lines.append(f"SIZE {limit}")
         if self.config.main.get("accept_8bitmime"):
             lines.append("8BITMIME")
+        if self._host_in("dsn_advertise_hosts"):
+            lines.append("DSN")
         if self._host_in("pipelining_advertise_hosts"):
             lines.append("PIPELINING")
             self.pipelining_advertised = True
@@ -319,8 +324,6 @@ class SmtpSession:
             lines.append("STARTTLS")
         if self.config.main.get("prdr_enable"):
             lines.append("PRDR")
-        if self._host_in("dsn_advertise_hosts"):
-            lines.append("DSN")
         if self._host_in("smtputf8_advertise_hosts"):
             lines.append("SMTPUTF8")
         lines.append("HELP")
@@ -521,6 +524,9 @@ class SmtpSession:
         if error:
             self._protocol_error(out, "501", error)
             return
+        if "RET" in params and params["RET"].upper() not in ("FULL", "HDRS"):
+            self._protocol_error(out, "501", "Value for RET is invalid")
+            return
         limit = self._size_limit()
         if "SIZE" in params and limit and params["SIZE"].isdigit() and int(params["SIZE"]) > limit:
             out.replies.append(self._reply("552", "Message size exceeds maximum permitted"))
@@ -549,6 +555,16 @@ class SmtpSession:
         if error:
             self._protocol_error(out, "501", error)
             return
+        dsn_flags = 0
+        if "NOTIFY" in params:
+            words = [w.upper() for w in params["NOTIFY"].split(",")]
+            bits = {"NEVER": _NOTIFY_NEVER, "SUCCESS": _NOTIFY_SUCCESS, "FAILURE": _NOTIFY_FAILURE,
+                    "DELAY": _NOTIFY_DELAY}
+            if not words or any(w not in bits for w in words) or ("NEVER" in words and len(words) > 1):
+                self._protocol_error(out, "501", "Invalid value for NOTIFY parameter")
+                return
+            for w in words:
+                dsn_flags |= bits[w]
         if "@" not in address:
             address = f"{address}@{self._qualify_recipient()}"
         self.envelope.rcpt_count += 1
@@ -563,7 +579,7 @@ class SmtpSession:
         result = self._acl("acl_smtp_rcpt", "deny")
         if result.verdict in ("accept", "discard"):
             if result.verdict == "accept":
-                self.envelope.recipients.append(Recipient(address, orcpt=params.get("ORCPT", "")))
+                self.envelope.recipients.append(Recipient(address, orcpt=params.get("ORCPT", ""), dsn_flags=dsn_flags))
             out.replies.append(self._reply("250", "Accepted"))
             return
         code, text = self._acl_refusal(result)
@@ -702,6 +718,11 @@ class SmtpSession:
         options["deliver_firsttime"] = None
         if "local" in self.extra_options:
             options["local"] = None
+        mail_params = self.envelope.mail_params
+        if "ENVID" in mail_params:
+            options["dsn_envid"] = str(mail_params["ENVID"])  # Exim writes it with one dash
+        if "RET" in mail_params:
+            options["dsn_ret"] = "1" if mail_params["RET"].upper() == "FULL" else "2"
         for h in headers:
             if h.text.split(":", 1)[0].strip().lower() in self.deleted_headers:
                 h.type = "*"
@@ -860,6 +881,8 @@ def _split_address(text: str, allow_empty: bool, esmtp: bool, allowed: tuple[str
             name, _, value = word.partition("=")
             if not esmtp or name.upper() not in allowed:
                 return "", {}, f"{text}: malformed address: {rest} may not follow <{address}> "
+            if name.upper() in params:
+                return "", {}, f"{name.upper()} can be specified once only"
             params[name.upper()] = value
     if address == "":
         if allow_empty:
