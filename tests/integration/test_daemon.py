@@ -325,3 +325,43 @@ def test_rejections_go_to_the_reject_log(daemon) -> None:  # type: ignore[no-unt
     line = "H=(client.example) [127.0.0.1] F=<a@x.example> rejected RCPT <eve@elsewhere.example>: relay not permitted"
     assert line in (root / "log" / "rejectlog").read_text()
     assert line in (root / "log" / "mainlog").read_text()
+
+
+@pytest.fixture
+def limited_daemon() -> Iterator[tuple[int, Path]]:
+    root = Path(tempfile.mkdtemp(prefix="pyxim-limits-"))
+    os.chmod(root, 0o755)
+    (root / "exim.conf").write_text(
+        CONF.replace("{root}", str(root)).replace(
+            "smtp_accept_max = 100", "smtp_accept_max = 4\nsmtp_accept_max_per_host = 2\nsmtp_accept_reserve = 1"
+        )
+    )
+    port = free_port()
+    proc = start_daemon(root, port)
+    yield port, root
+    stop_daemon(proc)
+    shutil.rmtree(root, ignore_errors=True)
+
+
+def test_connection_limits(limited_daemon) -> None:  # type: ignore[no-untyped-def]
+    port, root = limited_daemon
+
+    def banner(source: str) -> bytes:
+        s = socket.create_connection(("127.0.0.1", port), timeout=10, source_address=(source, 0))
+        held.append(s)
+        return s.recv(1000)
+
+    held: list[socket.socket] = []
+    try:
+        assert banner("127.0.0.1").startswith(b"220 ")
+        assert banner("127.0.0.1").startswith(b"220 ")
+        assert banner("127.0.0.1") == (
+            b"421 Too many concurrent SMTP connections from this IP address; please try again later.\r\n"
+        )
+        assert banner("127.0.0.2").startswith(b"220 ")
+        # four in use of smtp_accept_max = 4 with one reserved: others are refused
+        assert banner("127.0.0.3") == b"421 Too many concurrent SMTP connections; please try again later.\r\n"
+    finally:
+        for s in held:
+            s.close()
+    assert "refused: Too many concurrent SMTP connections from this IP address" in (root / "log" / "mainlog").read_text()

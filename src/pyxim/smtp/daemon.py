@@ -66,6 +66,7 @@ class Daemon:
     listen_override: str | None = None
     config: Config = field(init=False)
     sessions: set[asyncio.Task] = field(default_factory=set)
+    per_host: dict[str, int] = field(default_factory=dict)
     servers: list[asyncio.base_events.Server] = field(default_factory=list)
 
     def __post_init__(self) -> None:
@@ -102,11 +103,14 @@ class Daemon:
         local = writer.get_extra_info("sockname") or ("", 0)
         config = self.config
         timeout = float(config.main.get("smtp_receive_timeout") or 300)
+        client = str(peer_addr[0])
+        self.per_host[client] = self.per_host.get(client, 0) + 1
         try:
-            max_sessions = int(config.main.get("smtp_accept_max") or 0)
-            if max_sessions and len(self.sessions) > max_sessions:
-                writer.write(b"421 Too many concurrent SMTP connections; please try again later.\r\n")
+            refusal = self.admission(config, client)
+            if refusal:
+                writer.write(f"421 {refusal}\r\n".encode())
                 await writer.drain()
+                self.logger.main(f"Connection from [{client}] refused: {refusal.split(';')[0]}")
                 return
             session = SmtpSession(
                 config, Peer(str(peer_addr[0]), int(peer_addr[1]), str(local[0]), int(local[1])),
@@ -153,8 +157,38 @@ class Daemon:
             return
         finally:
             self.sessions.discard(task)
+            self.per_host[client] -= 1
+            if not self.per_host[client]:
+                del self.per_host[client]
             with contextlib.suppress(Exception):
                 writer.close()
+
+    def admission(self, config: Config, client: str) -> str | None:
+        """Exim's connection limits: smtp_accept_max (less the reserve) and smtp_accept_max_per_host."""
+        from pyxim.expand import ExpansionContext
+        from pyxim.lists import match_host_list
+
+        active = len(self.sessions)
+        max_sessions = int(config.main.get("smtp_accept_max") or 0)
+        if max_sessions and active > max_sessions:
+            return "Too many concurrent SMTP connections; please try again later."
+        reserve = int(config.main.get("smtp_accept_reserve") or 0)
+        if max_sessions and reserve and active > max_sessions - reserve:
+            hosts = str(config.main.get("smtp_reserve_hosts") or "")
+            if not (hosts and match_host_list(ExpansionContext(config=config), client, hosts)):
+                return "Too many concurrent SMTP connections; please try again later."
+        per_host = config.main.get("smtp_accept_max_per_host")
+        if per_host:
+            from pyxim.expand import expand_string
+
+            try:
+                limit = int(expand_string(str(per_host), ExpansionContext(config=config,
+                                                                          variables={"sender_host_address": client})))
+            except (ValueError, ExpansionError):
+                limit = 0
+            if limit and self.per_host.get(client, 0) > limit:
+                return "Too many concurrent SMTP connections from this IP address; please try again later."
+        return None
 
     async def start_tls(self, session: SmtpSession, reader, writer, peer_addr):  # type: ignore[no-untyped-def]
         from pyxim.tls.context import server_context
