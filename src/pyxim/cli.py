@@ -241,7 +241,10 @@ def run_smtp_stdio(cl: CommandLine, out: TextIO, inp) -> int:  # type: ignore[no
             spool.write(message, body)
             return message.message_id
 
-        session = SmtpSession(config, Peer("", 0), store, ids.new_id)
+        from pyxim.log import Logger
+
+        logger = Logger(str(config.main.get("log_file_path") or ""), str(config.main["spool_directory"]))
+        session = SmtpSession(config, Peer("", 0), store, ids.new_id, logger.main, logger.reject)
     binary_out = out.buffer if hasattr(out, "buffer") else None
     binary_in = inp.buffer if hasattr(inp, "buffer") else inp
 

@@ -80,8 +80,8 @@ def test_exim_lists_pyxims_queue(split: bool) -> None:
     shutil.rmtree(tmp_path)
 
 
-@pytest.mark.parametrize("dsn", [False, True], ids=["plain", "dsn"])
-def test_bs_writes_what_exim_writes(dsn: bool) -> None:
+@pytest.mark.parametrize("dsn", [False, True, "acl"], ids=["plain", "dsn", "acl"])
+def test_bs_writes_what_exim_writes(dsn: object) -> None:
     """The same local SMTP session through exim -bs and pyxim -bs: the -H files agree but for ids and times."""
 
     work = Path(tempfile.mkdtemp(prefix="pyxim-bs-"))
@@ -90,11 +90,21 @@ def test_bs_writes_what_exim_writes(dsn: bool) -> None:
     conf.write_text(
         f"primary_hostname = mail.example.org\nqualify_domain = example.org\nspool_directory = {work}/spool\n"
         f"log_file_path = {work}/%slog\nqueue_only = true\nacl_smtp_rcpt = accept\ntls_advertise_hosts =\n"
-        + ("dsn_advertise_hosts = *\n" if dsn else "")
+        + ("dsn_advertise_hosts = *\n" if dsn is True else "")
+        + (
+            "acl_smtp_data = data\nbegin acl\ndata:\n  accept control = freeze/no_tell\n"
+            "         remove_header = x-remove-me\n         add_header = X-Added: yes\n"
+            if dsn == "acl" else ""
+        )
     )
     os.chmod(conf, 0o644)
     session = b"EHLO client.example\r\nMAIL FROM:<a@b.example>\r\nRCPT TO:<x@example.org>\r\nDATA\r\nSubject: hi\r\n\r\nbody\r\n.\r\nQUIT\r\n"
-    if dsn:
+    if dsn == "acl":
+        session = (
+            b"EHLO c\r\nMAIL FROM:<a@b.example>\r\nRCPT TO:<x@example.org>\r\nDATA\r\n"
+            b"Subject: s\r\nX-Remove-Me: gone\r\n\r\nb\r\n.\r\nQUIT\r\n"
+        )
+    elif dsn:
         session = (
             b"EHLO c\r\nMAIL FROM:<a@b.example> RET=HDRS ENVID=abc+2Bdef\r\n"
             b"RCPT TO:<x@example.org> NOTIFY=SUCCESS,FAILURE ORCPT=rfc822;X@Example.org\r\n"
@@ -107,7 +117,11 @@ def test_bs_writes_what_exim_writes(dsn: bool) -> None:
         shutil.rmtree(work / "spool", ignore_errors=True)
         replies = subprocess.run(command + ["-C", str(conf), "-bs"], input=session, capture_output=True, timeout=60)
         header = next((work / "spool" / "input").glob("*-H")).read_text()
-        return replies.stdout.decode(), header
+        listing = subprocess.run(command + ["-C", str(conf), "-bp"], capture_output=True, timeout=60).stdout.decode()
+        log = [line.split(" ", 3)[3] for line in (work / "mainlog").read_text().splitlines()
+               if " <= " in line or "frozen" in line]
+        (work / "mainlog").unlink()
+        return replies.stdout.decode(), header + listing + "\n".join(log)
 
     try:
         exim_replies, exim_header = run([oracle.EXIM])

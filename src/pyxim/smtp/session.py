@@ -687,13 +687,18 @@ class SmtpSession:
                      + (f": {reason}" if reason else ""))
             self._reset()
             return
-        for text in self.acl_state.add_headers:
-            headers.append(SpoolHeader.of(text + "\n"))
         sender = self.envelope.sender or ""
         # id= in the log names the message's own Message-ID, not one added here
         own_msgid = next((h.text.split(":", 1)[1].strip() for h in headers if h.type == "I"), "")
         if self.local:
             headers.extend(self._local_fixups(headers, message_id, sender))
+        # ACL-added headers come last; ACL-removed ones stay in the spool marked deleted
+        for text in self.acl_state.add_headers:
+            headers.append(SpoolHeader.of(text + "\n"))
+        removed = {name.lower() for name in self.acl_state.remove_headers}
+        for h in headers:
+            if h.text.split(":", 1)[0].strip().lower() in removed:
+                h.type = "*"
         options: dict[str, str | None] = {}
         if self.helo:
             options["helo_name"] = Tainted(self.helo)
@@ -718,6 +723,9 @@ class SmtpSession:
         options["deliver_firsttime"] = None
         if "local" in self.extra_options:
             options["local"] = None
+        frozen = any(c.split("/", 1)[0] == "freeze" for c in self.acl_state.controls)
+        if frozen:
+            options["frozen"] = str(int(now))
         mail_params = self.envelope.mail_params
         if "ENVID" in mail_params:
             options["dsn_envid"] = str(mail_params["ENVID"])  # Exim writes it with one dash
@@ -757,6 +765,8 @@ class SmtpSession:
         if self.tls_active:
             auth_part = f" X={self.ctx.variables.get('tls_in_cipher', '')}" + auth_part
         self.log(f"{stored_id} <= {sender or '<>'} {host} P={proto}{auth_part} S={size}{msgid_part}")
+        if frozen:
+            self.log(f"{stored_id} frozen by ACL")
         out.replies.append(self._reply("250", f"OK id={stored_id}"))
         self.messages_received += 1
         self._reset()
