@@ -60,6 +60,9 @@ def submit(config: Config, stdin, recipients: list[str], extract: bool, dot_ends
 
     session = SmtpSession(config, Peer("", 0), store, MessageIdGenerator().new_id, logger.main)
     session.protocol_override = "local"
+    start = session._acl("acl_not_smtp_start", "accept")
+    if start.verdict != "accept":
+        raise SubmissionError(start.message or "message rejected by acl_not_smtp_start")
     data, longest = read_message(stdin, dot_ends)
     default_sender = f"{_login()}@{session._qualify_recipient()}"
     if sender is None:

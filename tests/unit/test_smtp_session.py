@@ -148,3 +148,18 @@ def test_messages_per_connection_limit(tmp_path: Path) -> None:
     assert "250 OK id=" in reply
     assert talk(s, b"MAIL FROM:<a@b>\r\n") == "421 too many messages in this connection\r\n"
     assert talk(s, b"QUIT\r\n").startswith("221")
+
+
+def test_notquit_acl_sees_why(tmp_path: Path) -> None:
+    (tmp_path / "c.conf").write_text(
+        CONF.replace("acl_smtp_rcpt = check", "acl_smtp_rcpt = check\nacl_smtp_notquit = gone")
+        + "gone:\n  accept logwrite = gone because $smtp_notquit_reason\n"
+    )
+    config = load_config(str(tmp_path / "c.conf"))
+    lines: list[str] = []
+    s = SmtpSession(config, Peer("127.0.0.1", 1), lambda m, b: m.message_id, MessageIdGenerator().new_id, lines.append)
+    s.greeting()
+    s.feed(b"EHLO c\r\n")
+    out = s.eof()
+    assert out.close and out.replies == ["421 mail.example.org lost input connection\r\n"]
+    assert lines == ["gone because connection-lost"]

@@ -137,6 +137,7 @@ class Daemon:
                     source = tls.read(65536) if tls is not None else reader.read(65536)
                     data = await asyncio.wait_for(source, timeout)
                 except TimeoutError:
+                    await asyncio.to_thread(session.notquit, "command-timeout")
                     writer.write(f"421 {session.hostname} SMTP incoming data timeout - closing connection.\r\n".encode())
                     await writer.drain()
                     self.logger.main(f"SMTP command timeout on connection from [{peer_addr[0]}]")

@@ -201,8 +201,16 @@ class SmtpSession:
             self._event(event, out)
         return out
 
+    def notquit(self, reason: str) -> None:
+        """acl_smtp_notquit, for a session that ends other than by QUIT (its result only logs)."""
+        self.ctx.variables["smtp_notquit_reason"] = reason
+        result = self._acl("acl_smtp_notquit", "accept")
+        if result.log_message:
+            self.log(result.log_message)
+
     def eof(self) -> SessionOutput:
         """The client went away without QUIT."""
+        self.notquit("connection-lost")
         out = SessionOutput(close=True)
         if self.reader.mode == "data":
             out.replies.append(self._reply("421", "Lost incoming connection"))
