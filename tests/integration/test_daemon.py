@@ -365,3 +365,24 @@ def test_connection_limits(limited_daemon) -> None:  # type: ignore[no-untyped-d
         for s in held:
             s.close()
     assert "refused: Too many concurrent SMTP connections from this IP address" in (root / "log" / "mainlog").read_text()
+
+
+def test_sighup_rereads_the_configuration(daemon) -> None:  # type: ignore[no-untyped-def]
+    port, root, proc = daemon
+    held = smtplib.SMTP("127.0.0.1", port, timeout=20)  # a session in progress survives the reload
+    held.ehlo("c")
+    conf = root / "exim.conf"
+    conf.write_text(conf.read_text() + "smtp_banner = reloaded banner\n")
+    proc.send_signal(signal.SIGHUP)
+    deadline = time.time() + 10
+    banner = b""
+    while time.time() < deadline:
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+            banner = s.recv(1000)
+        if b"reloaded" in banner:
+            break
+        time.sleep(0.2)
+    assert banner == b"220 reloaded banner\r\n"
+    assert held.noop()[0] == 250
+    held.quit()
+    assert "SIGHUP received: re-reading configuration" in (root / "log" / "mainlog").read_text()
