@@ -372,7 +372,7 @@ def test_sighup_rereads_the_configuration(daemon) -> None:  # type: ignore[no-un
     held = smtplib.SMTP("127.0.0.1", port, timeout=20)  # a session in progress survives the reload
     held.ehlo("c")
     conf = root / "exim.conf"
-    conf.write_text(conf.read_text() + "smtp_banner = reloaded banner\n")
+    conf.write_text("smtp_banner = reloaded banner\n" + conf.read_text())
     proc.send_signal(signal.SIGHUP)
     deadline = time.time() + 10
     banner = b""
