@@ -386,3 +386,16 @@ def test_sighup_rereads_the_configuration(daemon) -> None:  # type: ignore[no-un
     assert held.noop()[0] == 250
     held.quit()
     assert "SIGHUP received: re-reading configuration" in (root / "log" / "mainlog").read_text()
+
+
+def test_broken_configuration_on_sighup_keeps_the_old_one(daemon) -> None:  # type: ignore[no-untyped-def]
+    port, root, proc = daemon
+    conf = root / "exim.conf"
+    conf.write_text("no_such_option = 1\n" + conf.read_text())
+    proc.send_signal(signal.SIGHUP)
+    deadline = time.time() + 10
+    while time.time() < deadline and not (root / "log" / "paniclog").exists():
+        time.sleep(0.1)
+    assert 'main option "no_such_option" unknown' in (root / "log" / "paniclog").read_text()
+    with smtplib.SMTP("127.0.0.1", port, timeout=20) as smtp:
+        assert smtp.noop()[0] == 250
