@@ -399,3 +399,95 @@ def test_broken_configuration_on_sighup_keeps_the_old_one(daemon) -> None:  # ty
     assert 'main option "no_such_option" unknown' in (root / "log" / "paniclog").read_text()
     with smtplib.SMTP("127.0.0.1", port, timeout=20) as smtp:
         assert smtp.noop()[0] == 250
+
+
+@pytest.fixture
+def tls_setup() -> Iterator[tuple[Path, object]]:
+    import trustme
+
+    ca = trustme.CA()
+    root = Path(tempfile.mkdtemp(prefix="pyxim-tls2-"))
+    ca.issue_cert("mail.example.org", "127.0.0.1").private_key_and_cert_chain_pem.write_to_path(str(root / "a.pem"))
+    ca.issue_cert("other.example", "127.0.0.1").private_key_and_cert_chain_pem.write_to_path(str(root / "b.pem"))
+    ca.cert_pem.write_to_path(str(root / "ca.pem"))
+    client = ca.issue_cert("client.example")
+    client.private_key_and_cert_chain_pem.write_to_path(str(root / "client.pem"))
+    yield root, ca
+    shutil.rmtree(root, ignore_errors=True)
+
+
+def _tls_daemon(root: Path, extra: str, port: int) -> subprocess.Popen:
+    conf = CONF.replace("{root}", str(root)).replace("tls_advertise_hosts =\n", "tls_advertise_hosts = *\n" + extra)
+    (root / "exim.conf").write_text(conf)
+    return start_daemon(root, port)
+
+
+def test_sni_chooses_the_certificate_and_client_certificates_are_verified(tls_setup) -> None:  # type: ignore[no-untyped-def]
+    import ssl
+
+    root, ca = tls_setup
+    port = free_port()
+    proc = _tls_daemon(
+        root,
+        f"tls_certificate = ${{if eq{{$tls_in_sni}}{{other.example}}{{{root}/b.pem}}{{{root}/a.pem}}}}\n"
+        f"tls_try_verify_hosts = *\ntls_verify_certificates = {root}/ca.pem\n",
+        port,
+    )
+    try:
+        for sni, expected_cn in (("other.example", "other.example"), ("mail.example.org", "mail.example.org")):
+            ctx = ssl.create_default_context()
+            ca.configure_trust(ctx)
+            ctx.load_cert_chain(str(root / "client.pem"))
+            raw = socket.create_connection(("127.0.0.1", port), timeout=10)
+            raw.recv(1000)
+            raw.sendall(b"EHLO c\r\n")
+            time.sleep(0.2)
+            raw.recv(1000)
+            raw.sendall(b"STARTTLS\r\n")
+            assert raw.recv(1000).startswith(b"220")
+            with ctx.wrap_socket(raw, server_hostname=sni) as tls:
+                cert = tls.getpeercert()
+                assert ("DNS", expected_cn) in cert["subjectAltName"]  # the certificate SNI chose
+                for line in (b"EHLO c\r\n", b"MAIL FROM:<a@x.example>\r\n", b"RCPT TO:<b@example.org>\r\n", b"DATA\r\n"):
+                    tls.sendall(line)
+                    time.sleep(0.1)
+                    tls.recv(4000)
+                tls.sendall(b"Subject: sni\r\n\r\nx\r\n.\r\n")
+                assert tls.recv(1000).startswith(b"250 OK id=")
+                tls.sendall(b"QUIT\r\n")
+        mainlog = (root / "log" / "mainlog").read_text()
+        assert mainlog.count(" CV=yes") == 2
+    finally:
+        stop_daemon(proc)
+
+
+def test_tls_on_connect(tls_setup) -> None:  # type: ignore[no-untyped-def]
+    import ssl
+
+    root, ca = tls_setup
+    port = free_port()
+    ctx = ssl.create_default_context()
+    ca.configure_trust(ctx)
+    (root / "exim.conf").write_text(
+        CONF.replace("{root}", str(root)).replace(
+            "tls_advertise_hosts =\n", f"tls_advertise_hosts = *\ntls_certificate = {root}/a.pem\ntls_on_connect_ports = {port}\n"
+        )
+    )
+    daemon_proc = subprocess.Popen(
+        [sys.executable, "-m", "pyxim", "-C", str(root / "exim.conf"), "-bdf", "-oX", f"127.0.0.1.{port}"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )
+    try:
+        deadline = time.time() + 20
+        while time.time() < deadline:
+            try:
+                with smtplib.SMTP_SSL("127.0.0.1", port, context=ctx, timeout=5) as smtp:
+                    code, text = smtp.ehlo("c")
+                    assert code == 250 and b"STARTTLS" not in text
+                    assert smtp.sendmail("a@x.example", ["b@example.org"], b"Subject: smtps\r\n\r\nx\r\n") == {}
+                break
+            except (ConnectionRefusedError, ssl.SSLError):
+                time.sleep(0.2)
+        assert " X=TLS" in (root / "log" / "mainlog").read_text()
+    finally:
+        stop_daemon(daemon_proc)

@@ -117,12 +117,21 @@ class Daemon:
                 self.store, self.ids.new_id, self.logger.main, self.logger.reject,
             )
             session.enforce_sync = True
+            tls = None
+            if self.tls_on_connect(config, int(local[1])):
+                # tls_on_connect_ports: TLS first, then the banner (the old "smtps")
+                tls = await self.start_tls(session, reader, writer, peer_addr)
+                if tls is None:
+                    return
             out = await asyncio.to_thread(session.greeting)
-            writer.write("".join(out.replies).encode("utf-8", "surrogateescape"))
-            await writer.drain()
+            greeting = "".join(out.replies).encode("utf-8", "surrogateescape")
+            if tls is not None:
+                await tls.write(greeting)
+            else:
+                writer.write(greeting)
+                await writer.drain()
             if out.close:
                 return
-            tls = None
 
             async def send(text: str) -> None:
                 data = text.encode("utf-8", "surrogateescape")
@@ -156,6 +165,12 @@ class Daemon:
                         return
         except (ConnectionError, OSError):
             return
+        except Exception as exc:  # noqa: BLE001 — one session's bug must not reach the others
+            import traceback
+
+            self.logger.panic(f"unexpected error in SMTP session from [{client}]: {exc!r}: "
+                              + traceback.format_exc().replace("\n", " | "))
+            return
         finally:
             self.sessions.discard(task)
             self.per_host[client] -= 1
@@ -163,6 +178,13 @@ class Daemon:
                 del self.per_host[client]
             with contextlib.suppress(Exception):
                 writer.close()
+
+    @staticmethod
+    def tls_on_connect(config: Config, port: int) -> bool:
+        from pyxim.lists import iterate_list
+
+        ports = str(config.main.get("tls_on_connect_ports") or "")
+        return any(p.strip() == str(port) for p in iterate_list(ports.replace(",", ":")))
 
     def admission(self, config: Config, client: str) -> str | None:
         """Exim's connection limits: smtp_accept_max (less the reserve) and smtp_accept_max_per_host."""
@@ -192,15 +214,32 @@ class Daemon:
         return None
 
     async def start_tls(self, session: SmtpSession, reader, writer, peer_addr):  # type: ignore[no-untyped-def]
+        from pyxim.expand import expand_string
         from pyxim.tls.context import server_context
         from pyxim.tls.stream import TlsFailed, TlsStream
 
-        try:
+        main = self.config.main
+        verify = session.tls_verify_mode()
+
+        def context_for_session():  # type: ignore[no-untyped-def]
             cert, key = session.tls_certificate_files()
-            context = server_context(cert, key, str(self.config.main.get("tls_require_ciphers") or ""),
-                                     str(self.config.main.get("tls_dhparam") or ""))
+            cas = expand_string(str(main.get("tls_verify_certificates") or ""), session.ctx) if verify != "none" else ""
+            return server_context(cert, key, str(main.get("tls_require_ciphers") or ""),
+                                  str(main.get("tls_dhparam") or ""), cas, verify)
+
+        try:
+            context = context_for_session()
+
+            def on_sni(conn, name: str) -> None:  # type: ignore[no-untyped-def]
+                # tls_certificate may depend on $tls_in_sni: switch context when it does
+                session.ctx.variables["tls_in_sni"] = name
+                chosen = context_for_session()
+                if chosen is not context:
+                    conn.set_context(chosen)
+
             stream = TlsStream(context, reader, writer)
-            await stream.handshake(float(self.config.main.get("smtp_receive_timeout") or 300))
+            stream.conn.set_app_data(on_sni)
+            await stream.handshake(float(main.get("smtp_receive_timeout") or 300))
         except (TlsFailed, ConfigError, ExpansionError) as exc:
             self.logger.main(f"TLS error on connection from [{peer_addr[0]}]: {exc}")
             return None

@@ -460,6 +460,14 @@ class SmtpSession:
         out.replies.append(self._reply("220", "TLS go ahead"))
         out.start_tls = True
 
+    def tls_verify_mode(self) -> str:
+        """"require" (tls_verify_hosts), "try" (tls_try_verify_hosts) or "none" for this client."""
+        if self._host_in("tls_verify_hosts"):
+            return "require"
+        if self._host_in("tls_try_verify_hosts"):
+            return "try"
+        return "none"
+
     def tls_certificate_files(self) -> tuple[str, str]:
         cert = expand_string(str(self.config.main.get("tls_certificate") or ""), self.ctx)
         key = expand_string(str(self.config.main.get("tls_privatekey") or ""), self.ctx) or cert
@@ -771,7 +779,8 @@ class SmtpSession:
             auth_part = f" A={self.authenticated}" + (f":{auth_id}" if auth_id else "")
         proto = self._received_protocol()
         if self.tls_active:
-            auth_part = f" X={self.ctx.variables.get('tls_in_cipher', '')}" + auth_part
+            verified = "yes" if self.ctx.variables.get("tls_in_certificate_verified") == "1" else "no"
+            auth_part = f" X={self.ctx.variables.get('tls_in_cipher', '')} CV={verified}" + auth_part
         self.log(f"{stored_id} <= {sender or '<>'} {host} P={proto}{auth_part} S={size}{msgid_part}")
         if frozen:
             self.log(f"{stored_id} frozen by ACL")

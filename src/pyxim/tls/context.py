@@ -13,6 +13,13 @@ from OpenSSL import SSL, crypto
 from pyxim.errors import ConfigError
 
 
+def _on_servername(conn: SSL.Connection) -> None:
+    handler = conn.get_app_data()
+    name = conn.get_servername()
+    if handler is not None and name:
+        handler(conn, name.decode("ascii", "replace"))
+
+
 @lru_cache(maxsize=64)
 def server_context(certificate: str, privatekey: str, ciphers: str = "", dhparam: str = "",
                    verify_locations: str = "", verify_mode: str = "none") -> SSL.Context:
@@ -33,9 +40,23 @@ def server_context(certificate: str, privatekey: str, ciphers: str = "", dhparam
             ctx.set_default_verify_paths()
     except (SSL.Error, OSError, crypto.Error) as exc:
         raise ConfigError(f"TLS error on connection: cannot set up server context: {exc}") from None
+    # SNI: the connection's app data, if set, is called with the name and may switch context
+    ctx.set_tlsext_servername_callback(_on_servername)
     if verify_mode != "none":
         mode = SSL.VERIFY_PEER
         if verify_mode == "require":
             mode |= SSL.VERIFY_FAIL_IF_NO_PEER_CERT
-        ctx.set_verify(mode, lambda conn, cert, errno, depth, ok: bool(ok) or verify_mode == "try")
+
+        def check(conn: SSL.Connection, cert, errno: int, depth: int, ok: int) -> bool:  # type: ignore[no-untyped-def]
+            if not ok:
+                FAILED_VERIFICATION.add(id(conn))
+            # tls_try_verify_hosts: a bad certificate is noted, not fatal
+            return bool(ok) or verify_mode == "try"
+
+        ctx.set_verify(mode, check)
     return ctx
+
+
+# Connections (by id) whose peer certificate failed verification; the stream
+# reads and forgets its own entry once the handshake is over.
+FAILED_VERIFICATION: set[int] = set()

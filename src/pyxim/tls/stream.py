@@ -53,7 +53,12 @@ class TlsStream:
 
         try:
             await asyncio.wait_for(run(), timeout)
-        except TimeoutError:
+        except (TimeoutError, TlsFailed) as exc:
+            from pyxim.tls.context import FAILED_VERIFICATION
+
+            FAILED_VERIFICATION.discard(id(self.conn))
+            if isinstance(exc, TlsFailed):
+                raise
             raise TlsFailed("timed out during the TLS handshake") from None
         name = self.conn.get_servername()
         self.sni = name.decode("ascii", "replace") if name else None
@@ -81,7 +86,22 @@ class TlsStream:
         cipher = self.conn.get_cipher_name() or ""
         version = self.conn.get_protocol_version_name() or ""
         bits = self.conn.get_cipher_bits() or 0
+        peer = self.conn.get_peer_certificate()
+        peerdn = ""
+        verified = "0"
+        if peer is not None:
+            peerdn = ",".join(
+                f"{k.decode()}={v.decode('utf-8', 'replace')}" for k, v in peer.get_subject().get_components()
+            )
+            from pyxim.tls.context import FAILED_VERIFICATION
+
+            verified = "0" if id(self.conn) in FAILED_VERIFICATION else "1"
+        from pyxim.tls.context import FAILED_VERIFICATION
+
+        FAILED_VERIFICATION.discard(id(self.conn))
         return {
+            "tls_in_peerdn": peerdn,
+            "tls_in_certificate_verified": verified,
             "tls_in_cipher": f"{version}:{cipher}:{bits}",
             "tls_in_cipher_std": self.conn.get_cipher_name() or "",
             "tls_in_ver": version,
