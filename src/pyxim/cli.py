@@ -222,7 +222,7 @@ def run_smtp_stdio(cl: CommandLine, out: TextIO, inp) -> int:  # type: ignore[no
         if not cl.args:
             raise UsageError("-bh requires an IP address")
         address = cl.args[0]
-        peer = Peer(address, 1234)
+        peer = Peer(address, 0, "", 0)  # -bh: no real connection, so no port or interface
         sys.stderr.write(f"\n**** SMTP testing session as if from host {address}\n**** This is not for real!\n\n")
 
         def store(message, body):  # type: ignore[no-untyped-def]

@@ -162,3 +162,29 @@ def test_same_replies_as_exim(conf: Path, name: str) -> None:
     exim = transcript([oracle.EXIM], conf, lines)
     pyxim = transcript([sys.executable, "-m", "pyxim"], conf, lines)
     assert pyxim == exim
+
+
+def test_log_selector_lines_match_exim(conf: Path) -> None:
+    """+subject +received_recipients +incoming_port +smtp_connection: the LOG lines agree with Exim's."""
+    selector_conf = conf.parent / "selector.conf"
+    selector_conf.write_text(
+        CONFIG.replace("prdr_enable = true", "prdr_enable = true\n"
+                       "log_selector = +subject +received_recipients +incoming_port +smtp_connection")
+    )
+    selector_conf.chmod(0o644)
+    script = [
+        "EHLO c", "MAIL FROM:<a@b>", "RCPT TO:<x@example.org>", "RCPT TO:<y@example.org>", "DATA",
+        'Subject: Hello =?utf-8?Q?w=C3=B6rld?= "q"', "To: x@example.org, y@example.org", "", "x", ".", "QUIT",
+    ]
+
+    def log_lines(command: list[str]) -> list[str]:
+        feed = "".join(line + "\r\n" for line in script).encode()
+        proc = subprocess.run(command + ["-C", str(selector_conf), "-bh", "127.0.0.1"], input=feed,
+                              capture_output=True, timeout=60)
+        text = (proc.stdout + proc.stderr).decode("utf-8", "replace")
+        lines = [line for line in text.split("\n") if line.startswith("LOG: ")]
+        return [re.sub(r"[0-9A-Za-z]{6}-[0-9A-Za-z]{6}-[0-9A-Za-z]{2}", "ID", line) for line in lines]
+
+    exim = log_lines([oracle.EXIM])
+    assert any("T=" in line for line in exim)
+    assert log_lines([sys.executable, "-m", "pyxim"]) == exim

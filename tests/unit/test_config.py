@@ -233,3 +233,13 @@ def test_bp_forms(tmp_path: Path) -> None:
     assert proc.returncode == 1
     proc = run("-C", path, "-bP", "transport", "t1")
     assert "driver = pipe\n" in proc.stdout and proc.returncode == 0
+
+
+def test_log_selector_parsing() -> None:
+    from pyxim import logselector
+
+    enabled = logselector.parse("+subject -tls_cipher")
+    assert "subject" in enabled and "tls_cipher" not in enabled and "tls_certificate_verified" in enabled
+    assert logselector.parse("+all") == logselector.KNOWN
+    with pytest.raises(ConfigError, match="unknown log_selector setting: \\+nonsense"):
+        logselector.parse("+nonsense")

@@ -88,9 +88,12 @@ class SmtpSession:
                 "interface_port": str(peer.local_port),
             }
         )
+        from pyxim import logselector
         from pyxim.acl.engine import acl_runner
 
         self.ctx.acl_runner = acl_runner(config, self.ctx)
+        self.selectors = logselector.parse(str(config.main.get("log_selector") or ""))
+        self.last_message_id = ""
         self.helo: str | None = None
         self.esmtp = False
         self.envelope = Envelope()
@@ -177,6 +180,8 @@ class SmtpSession:
 
     def greeting(self) -> SessionOutput:
         out = SessionOutput()
+        if "smtp_connection" in self.selectors and not self.local:
+            self.log(f"SMTP connection from {self._client_text(with_helo=False)}")
         result = self._acl("acl_smtp_connect", "accept")
         if result.verdict != "accept":
             code, text = self._acl_refusal(result)
@@ -492,6 +497,9 @@ class SmtpSession:
 
     def cmd_quit(self, out: SessionOutput, arg: str) -> None:
         self._acl("acl_smtp_quit", "accept")
+        if "smtp_connection" in self.selectors and not self.local:
+            prefix = f"{self.last_message_id} " if self.last_message_id else ""
+            self.log(f"{prefix}SMTP connection from {self._client_text(with_helo=True)} closed by QUIT")
         out.replies.append(self._reply("221", f"{self.hostname} closing connection"))
         out.close = True
 
@@ -769,7 +777,9 @@ class SmtpSession:
             self._reset()
             return
         size = sum(len(h.text.encode("utf-8", "surrogateescape")) for h in headers if h.type != "*") + 1 + len(body)
-        host = f"H=({self.helo}) [{self.peer.address}]" if self.helo else f"H=[{self.peer.address}]"
+        host = f"H={self._client_text(with_helo=True)}"
+        if "incoming_interface" in self.selectors and not self.local and self.peer.local_address:
+            host += f" I=[{self.peer.local_address}]:{self.peer.local_port}"
         if not self.peer.address:
             host = f"U={_login()}"
         msgid_part = f" id={own_msgid.strip('<>')}" if own_msgid else ""
@@ -779,9 +789,28 @@ class SmtpSession:
             auth_part = f" A={self.authenticated}" + (f":{auth_id}" if auth_id else "")
         proto = self._received_protocol()
         if self.tls_active:
-            verified = "yes" if self.ctx.variables.get("tls_in_certificate_verified") == "1" else "no"
-            auth_part = f" X={self.ctx.variables.get('tls_in_cipher', '')} CV={verified}" + auth_part
-        self.log(f"{stored_id} <= {sender or '<>'} {host} P={proto}{auth_part} S={size}{msgid_part}")
+            tls_part = ""
+            if "tls_cipher" in self.selectors:
+                tls_part += f" X={self.ctx.variables.get('tls_in_cipher', '')}"
+            if "tls_certificate_verified" in self.selectors:
+                verified = "yes" if self.ctx.variables.get("tls_in_certificate_verified") == "1" else "no"
+                tls_part += f" CV={verified}"
+            if "tls_peerdn" in self.selectors and self.ctx.variables.get("tls_in_peerdn"):
+                tls_part += f' DN="{self.ctx.variables["tls_in_peerdn"]}"'
+            auth_part = tls_part + auth_part
+        extra = ""
+        if "subject" in self.selectors:
+            subject = next((h.text.split(":", 1)[1].strip() for h in headers
+                            if h.text.split(":", 1)[0].strip().lower() == "subject" and h.type != "*"), None)
+            if subject is not None:
+                from pyxim.expand.rfc2047 import decode_header_words
+                from pyxim.logselector import quote_subject
+
+                extra += f" T={quote_subject(decode_header_words(' '.join(subject.split())))}"
+        if "received_recipients" in self.selectors:
+            extra += " for " + " ".join(r.address for r in self.envelope.recipients)
+        self.log(f"{stored_id} <= {sender or '<>'} {host} P={proto}{auth_part} S={size}{msgid_part}{extra}")
+        self.last_message_id = stored_id
         if frozen:
             self.log(f"{stored_id} frozen by ACL")
         out.replies.append(self._reply("250", f"OK id={stored_id}"))
@@ -805,6 +834,11 @@ class SmtpSession:
     def local(self) -> bool:
         """A session on standard input (-bs): no remote host."""
         return not self.peer.address
+
+    def _client_text(self, with_helo: bool) -> str:
+        port = f":{self.peer.port}" if "incoming_port" in self.selectors and self.peer.port else ""
+        helo = f"({self.helo}) " if with_helo and self.helo else ""
+        return f"{helo}[{self.peer.address}]{port}"
 
     def _host_id(self) -> str:
         """How the client appears in log lines: H=(helo) [ip], or U=login for local sessions."""
