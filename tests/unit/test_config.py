@@ -243,3 +243,8 @@ def test_log_selector_parsing() -> None:
     assert logselector.parse("+all") == logselector.KNOWN
     with pytest.raises(ConfigError, match="unknown log_selector setting: \\+nonsense"):
         logselector.parse("+nonsense")
+
+
+def test_bad_log_selector_is_a_configuration_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="unknown log_selector setting: \\+bogus"):
+        load(tmp_path, "log_selector = +subject +bogus\n")

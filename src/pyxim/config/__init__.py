@@ -252,6 +252,9 @@ def load_config(path: str | None, macros: dict[str, str] | None = None) -> Confi
 
 
 def _check(config: Config) -> None:
+    from pyxim import logselector
+
+    logselector.parse(str(config.main.get("log_selector") or ""))
     transports = {t.name for t in config.transports}
     for r in config.routers:
         t = r.options.get("transport")
