@@ -134,11 +134,12 @@ def transcript(command: list[str], conf: Path, lines: list[str]) -> list[str]:
     out = proc.stdout.decode("utf-8", "replace").replace("\r\n", "\n")
     replies = [line for line in out.split("\n") if re.match(r"^\d{3}[ -]", line)]
     # the rejection log lines ("LOG: …") go to stderr in both
-    logs = [line for line in proc.stderr.decode("utf-8", "replace").split("\n") if "rejected RCPT" in line]
+    logs = [line for line in proc.stderr.decode("utf-8", "replace").split("\n") if " rejected " in line]
     replies += [re.sub(r"^(\d{4}-\d\d-\d\d [\d:]+ )?(LOG: )?", "LOG: ", line) for line in logs]
     masked = []
     for line in replies:
         line = re.sub(r"id=\S+", "id=MASKED", line)
+        line = re.sub(r"[0-9A-Za-z]{6}-[0-9A-Za-z]{6}-[0-9A-Za-z]{2}", "ID", line)
         if line.startswith("220 "):
             line = re.sub(r"\w{3}, \d\d \w{3} \d{4} [\d:]+ [+-]\d{4}$", "DATE", line)
         masked.append(line)
@@ -188,3 +189,48 @@ def test_log_selector_lines_match_exim(conf: Path) -> None:
     exim = log_lines([oracle.EXIM])
     assert any("T=" in line for line in exim)
     assert log_lines([sys.executable, "-m", "pyxim"]) == exim
+
+
+MIME_MESSAGE = [
+    "Subject: mime", "MIME-Version: 1.0", 'Content-Type: multipart/mixed; boundary="BOUND"', "", "preamble",
+    "--BOUND", "Content-Type: text/plain; charset=utf-8", "Content-Transfer-Encoding: quoted-printable", "",
+    "hello =C3=A9", "--BOUND", 'Content-Type: application/octet-stream; name="doc.pdf"',
+    'Content-Disposition: attachment; filename="{name}"', "Content-Transfer-Encoding: base64",
+    "Content-Description: a document", "Content-ID: <part2@x>", "", "{payload}", "--BOUND--",
+]
+
+
+@pytest.mark.parametrize(
+    ("name", "payload"),
+    [("doc.pdf", "aGVsbG8gc2VjcmV0ICAgd29yZA=="), ("run.exe", "aGVsbG8="), ("doc.pdf", "aGVsbG8=")],
+    ids=["mime_regex", "filename", "clean"],
+)
+def test_mime_acl_matches_exim(conf: Path, name: str, payload: str) -> None:
+    mime_conf = conf.parent / "mime.conf"
+    mime_conf.write_text(
+        "primary_hostname = mail.example.org\ntls_advertise_hosts =\npipelining_connect_advertise_hosts =\n"
+        "acl_smtp_rcpt = accept\nacl_smtp_mime = mime\nbegin acl\nmime:\n"
+        "  warn    logwrite = part $mime_part_count type=$mime_content_type charset=$mime_charset "
+        "name=$mime_filename disp=$mime_content_disposition enc=$mime_content_transfer_encoding "
+        "multi=$mime_is_multipart cover=$mime_is_coverletter boundary=$mime_boundary "
+        "desc=$mime_content_description id=$mime_content_id\n"
+        "  deny    condition = ${if match{$mime_filename}{\\N\\.exe$\\N}}\n"
+        "          message = no executables: $mime_filename\n"
+        "  deny    mime_regex = secret\\\\s+word\n"
+        "          message = found in part $mime_part_count\n"
+        "  accept\n"
+    )
+    mime_conf.chmod(0o644)
+    lines = ["EHLO c", "MAIL FROM:<a@b>", "RCPT TO:<x@example.org>", "DATA"]
+    lines += [line.replace("{name}", name).replace("{payload}", payload) for line in MIME_MESSAGE] + [".", "QUIT"]
+
+    def run(command: list[str]) -> list[str]:
+        feed = "".join(line + "\r\n" for line in lines).encode()
+        proc = subprocess.run(command + ["-C", str(mime_conf), "-bh", "127.0.0.1"], input=feed,
+                              capture_output=True, timeout=60)
+        text = (proc.stdout + proc.stderr).decode("utf-8", "replace").replace("\r\n", "\n")
+        out = [line for line in text.split("\n") if line.startswith("LOG: ") or re.match(r"^\d{3} ", line)]
+        out = [re.sub(r"[0-9A-Za-z]{6}-[0-9A-Za-z]{6}-[0-9A-Za-z]{2}", "ID", line) for line in out]
+        return sorted(re.sub(r"(Exim 4.96) .*", r"\1", line) for line in out)
+
+    assert run([sys.executable, "-m", "pyxim"]) == run([oracle.EXIM])

@@ -74,6 +74,7 @@ class AclRun:
     ctx: ExpansionContext
     state: AclState
     depth: int = 0
+    verify_failure: str | None = None  # why the last verify condition failed (for the log)
 
     def expand(self, text: str) -> str:
         from pyxim.expand import expand_string
@@ -83,7 +84,7 @@ class AclRun:
 
 def _load_condition_modules() -> None:
     """Conditions that live in modules of their own register when imported."""
-    from pyxim.acl import dnslists, ratelimit  # noqa: F401
+    from pyxim.acl import dnslists, mime, ratelimit  # noqa: F401
 
 
 def acl_runner(config: Config, ctx: ExpansionContext, state: AclState | None = None):  # type: ignore[no-untyped-def]
@@ -183,7 +184,9 @@ def _run_statement(run: AclRun, st) -> AclResult | None:  # type: ignore[no-unty
             break
     verb = st.verb
     user_message = _expand_or_none(run, message)
-    log_text = _expand_or_none(run, log_message)
+    # the log says why a verify failed unless log_message says otherwise
+    log_text = _expand_or_none(run, log_message) or run.verify_failure
+    run.verify_failure = None
     if verb == "require":
         return None if all_true else AclResult("deny", user_message, log_text, verb="require")
     if not all_true:
@@ -364,7 +367,13 @@ def _verify_header_syntax(run: AclRun) -> bool:
         for piece in split_address_list(value):
             parsed = extract_address(piece)
             if parsed is None or ("@" not in parsed.address and parsed.address) or " " in parsed.address:
-                run.ctx.variables["acl_verify_message"] = ""
+                text = piece.strip()
+                if "<" in text and ">" not in text:
+                    word = text.split("<", 1)[1].split("@")[0].strip()
+                    error = f'"@" or "." expected after "{word}"'
+                else:
+                    error = 'missing or malformed local part (expected word or "<")'
+                run.verify_failure = f'{error}: failing address in "{header.name}:" header is: {text}'
                 return False
     return True
 
@@ -388,7 +397,10 @@ def _verify_not_blind(run: AclRun) -> bool:
                 parsed = extract_address(piece)
                 if parsed is not None:
                     visible.add(norm(parsed.address))
-    return all(r in visible for r in recipients)
+    if all(r in visible for r in recipients):
+        return True
+    run.verify_failure = "bcc recipient detected"
+    return False
 
 
 def _verify_reverse_host_lookup(run: AclRun, defer_ok: bool) -> bool:

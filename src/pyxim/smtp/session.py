@@ -100,6 +100,7 @@ class SmtpSession:
         self.errors = 0
         self.unknown = 0
         self.messages_received = 0
+        self.current_message_id = ""  # set while a message is being received (log lines carry it)
         # Exim's smtp_enforce_sync applies to TCP sessions only (not -bs/-bh on a pipe)
         self.enforce_sync = False
         self.pipelining_advertised = False
@@ -160,8 +161,9 @@ class SmtpSession:
     def _acl(self, option: str, default: str) -> AclResult:
         result = run_acl(self.config, self.config.main.get(option), self.ctx, self.acl_state, default)
         # logwrite lines and delays asked for by the ACL happen now
+        prefix = f"{self.current_message_id} " if self.current_message_id else ""
         for line in self.acl_state.log_lines:
-            self.log(line)
+            self.log(prefix + line)
         self.acl_state.log_lines.clear()
         if self.acl_state.delay:
             delay, self.acl_state.delay = self.acl_state.delay, 0.0
@@ -294,6 +296,8 @@ class SmtpSession:
         name = arg.strip()
         verb = "EHLO" if esmtp else "HELO"
         if not name or not _HELO_NAME.match(name):
+            self.reject_log(f"rejected {verb} from [{self.peer.address}]: syntactically invalid argument(s): "
+                            + (name or "(no argument given)"))
             self._protocol_error(out, "501", f"Syntactically invalid {verb} argument(s)")
             return
         self.ctx.variables["sender_helo_name"] = Tainted(name)
@@ -301,6 +305,7 @@ class SmtpSession:
         if result.verdict != "accept":
             code, text = self._acl_refusal(result)
             out.replies.append(self._reply(code, text))
+            self._log_refusal(f"H=({name}) [{self.peer.address}]", code, f"EHLO or HELO {name}", result)
             return
         self.helo = name
         self.esmtp = esmtp
@@ -350,6 +355,7 @@ class SmtpSession:
 
     def _reset(self) -> None:
         self.bdat_failed = False
+        self.current_message_id = ""
         self.envelope = Envelope()
         self.acl_state = AclState()
         for var in ("sender_address", "local_part", "domain", "recipient"):
@@ -530,6 +536,7 @@ class SmtpSession:
 
     def cmd_mail(self, out: SessionOutput, arg: str) -> None:
         if self.helo is None and self._host_in("hosts_require_helo"):
+            self.reject_log(f"rejected MAIL from [{self.peer.address}]: no HELO/EHLO given")
             self._protocol_error(out, "503", "HELO or EHLO required")
             return
         if self.envelope.sender is not None:
@@ -553,6 +560,9 @@ class SmtpSession:
             return
         limit = self._size_limit()
         if "SIZE" in params and limit and params["SIZE"].isdigit() and int(params["SIZE"]) > limit:
+            size = min(int(params["SIZE"]), 2147483647)  # Exim reads it as a C int
+            self.reject_log(f"rejected MAIL FROM:<{address}> {self._host_id()}: "
+                            f"message too big: size>={size} max={limit}")
             out.replies.append(self._reply("552", "Message size exceeds maximum permitted"))
             return
         self.ctx.variables["sender_address"] = Tainted(address)
@@ -561,6 +571,7 @@ class SmtpSession:
             self.ctx.variables.pop("sender_address", None)
             code, text = self._acl_refusal(result)
             out.replies.append(self._reply(code, text))
+            self._log_refusal(self._host_id(), code, f"MAIL <{address}>", result)
             return
         self.envelope.sender = address
         self.envelope.mail_params = params
@@ -701,14 +712,23 @@ class SmtpSession:
                                    body.decode("utf-8", "surrogateescape"))
         self.ctx.variables["recipients"] = ", ".join(r.address for r in self.envelope.recipients)
         self.ctx.variables["recipients_count"] = str(len(self.envelope.recipients))
-        result = self._acl("acl_smtp_data", "accept")
+        self.current_message_id = message_id
+        result = None
+        if self.config.main.get("acl_smtp_mime"):
+            from pyxim.acl.mime import is_mime, run_mime_acl
+
+            if is_mime(header_text):
+                result = run_mime_acl(self.ctx, lambda: self._acl("acl_smtp_mime", "accept"), data)
+        stage = "during MIME ACL checks" if result is not None else "after DATA"
+        if result is None:
+            result = self._acl("acl_smtp_data", "accept")
         if result.verdict not in ("accept", "discard"):
             code, text = self._acl_refusal(result)
             out.replies.append(self._reply(code, text))
             reason = result.defer_reason or result.log_message or (result.message if result.verb == "deny" else None)
-            self.reject_log(f"{self._host_id()} F=<{self.envelope.sender}> "
-                            f"{'temporarily rejected' if code.startswith('4') else 'rejected'} after DATA"
-                     + (f": {reason}" if reason else ""))
+            self.reject_log(f"{message_id} {self._host_id()} F=<{self.envelope.sender}> "
+                            f"{'temporarily rejected' if code.startswith('4') else 'rejected'} {stage}"
+                            + (f": {reason}" if reason else ""))
             self._reset()
             return
         sender = self.envelope.sender or ""
@@ -834,6 +854,12 @@ class SmtpSession:
     def local(self) -> bool:
         """A session on standard input (-bs): no remote host."""
         return not self.peer.address
+
+    def _log_refusal(self, who: str, code: str, what: str, result: AclResult) -> None:
+        """Exim's "… rejected MAIL <x>: reason" lines (reason: log_message, or a deny's own message)."""
+        reason = result.defer_reason or result.log_message or (result.message if result.verb == "deny" else None)
+        verb = "temporarily rejected" if code.startswith("4") else "rejected"
+        self.reject_log(f"{who} {verb} {what}" + (f": {reason}" if reason else ""))
 
     def _client_text(self, with_helo: bool) -> str:
         port = f":{self.peer.port}" if "incoming_port" in self.selectors and self.peer.port else ""
