@@ -491,3 +491,23 @@ def test_tls_on_connect(tls_setup) -> None:  # type: ignore[no-untyped-def]
         assert " X=TLS" in (root / "log" / "mainlog").read_text()
     finally:
         stop_daemon(daemon_proc)
+
+
+def test_control_submission_adds_the_missing_headers(tmp_path: Path) -> None:
+    root = Path(tempfile.mkdtemp(prefix="pyxim-submission-"))
+    conf = CONF.replace("{root}", str(root)).replace(
+        "  accept domains = +local_domains\n", "  accept domains = +local_domains\n         control = submission\n"
+    )
+    (root / "exim.conf").write_text(conf)
+    port = free_port()
+    proc = start_daemon(root, port)
+    try:
+        with smtplib.SMTP("127.0.0.1", port, timeout=20) as smtp:
+            smtp.sendmail("a@b.example", ["x@example.org"], b"Subject: s\r\nTo: x@example.org\r\n\r\nb\r\n")
+        header = next((root / "spool" / "input").glob("*-H")).read_text()
+        assert "I Message-Id: <E" in header and "@mail.example.org>" in header
+        assert "F From: a@b.example\n" in header
+        assert "  Date: " in header
+    finally:
+        stop_daemon(proc)
+        shutil.rmtree(root, ignore_errors=True)

@@ -734,7 +734,10 @@ class SmtpSession:
         sender = self.envelope.sender or ""
         # id= in the log names the message's own Message-ID, not one added here
         own_msgid = next((h.text.split(":", 1)[1].strip() for h in headers if h.type == "I"), "")
-        if self.local:
+        controls = {c.split("/", 1)[0] for c in self.acl_state.controls}
+        # Exim's fixups (Message-Id, From, Date) for local submissions and for
+        # control = submission, unless control = suppress_local_fixups
+        if (self.local or "submission" in controls) and "suppress_local_fixups" not in controls:
             headers.extend(self._local_fixups(headers, message_id, sender))
         # ACL-added headers come last; ACL-removed ones stay in the spool marked deleted
         for text in self.acl_state.add_headers:
