@@ -268,6 +268,59 @@ def run_smtp_stdio(cl: CommandLine, out: TextIO, inp) -> int:  # type: ignore[no
             return 0
 
 
+def run_bt(cl: CommandLine, out: TextIO, inp: TextIO) -> int:
+    """-bt (show routing) and -bv (verify): addresses from the arguments, or one per line on stdin."""
+    from pyxim.address import extract_address
+    from pyxim.expand import ExpansionContext
+    from pyxim.expand.evaluate import Evaluation
+    from pyxim.expand.variables import resolve_variable
+    from pyxim.routers.engine import format_bt, route_address
+
+    config = _load(cl)
+    qualify = resolve_variable(Evaluation(ExpansionContext(config=config)), "qualify_recipient")
+    status = 0
+
+    def one(text: str) -> str:
+        nonlocal status
+        text = text.strip()
+        parsed = extract_address(text)
+        if parsed is None or not parsed.address or " " in parsed.address:
+            status = 2
+            word = text.lstrip("<").split("@")[0]
+            return f'syntax error: "@" or "." expected after "{word}"\n'
+        address = parsed.address if "@" in parsed.address else f"{parsed.address}@{qualify}"
+        results = route_address(config, address, verifying=cl.mode == "-bv")
+        if cl.mode == "-bv":
+            lines = []
+            for r in results:
+                if r.outcome in ("routed", "discarded"):
+                    lines.append(f"{address} verified")
+                elif r.outcome == "deferred":
+                    lines.append(f"{address} cannot be resolved at this time: {r.message}")
+                    status = max(status, 1)
+                else:
+                    lines.append(f"{address} failed to verify: {r.message}")
+                    status = 2
+            return "".join(line + "\n" for line in lines[:1])
+        text_out, code = format_bt(results, address)
+        status = max(status, code)
+        return text_out
+
+    if cl.args:
+        for arg in cl.args:
+            out.write(one(arg))
+        return status
+    while True:
+        out.write("> ")
+        out.flush()
+        line = inp.readline()
+        if not line:
+            out.write("\n")
+            return status
+        if line.strip():
+            out.write(one(line))
+
+
 def run_help(cl: CommandLine, out: TextIO) -> int:
     out.write(
         "usage: pyxim [-C file] [-DNAME=value] -bV | -bP [names] | -be [strings] | -bem file\n"
@@ -292,6 +345,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             from pyxim.smtp.daemon import run_daemon
 
             return run_daemon(cl.config_path, cl.macros, cl.listen, detach=cl.mode == "-bd")
+        if cl.mode in ("-bt", "-bv"):
+            return run_bt(cl, sys.stdout, sys.stdin)
         if cl.mode in ("-bs", "-bh"):
             return run_smtp_stdio(cl, sys.stdout, sys.stdin)
         if cl.mode == "--help":

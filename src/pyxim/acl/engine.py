@@ -75,6 +75,7 @@ class AclRun:
     state: AclState
     depth: int = 0
     verify_failure: str | None = None  # why the last verify condition failed (for the log)
+    verify_user_message: str | None = None  # what the client is told when no message= is set
 
     def expand(self, text: str) -> str:
         from pyxim.expand import expand_string
@@ -184,9 +185,12 @@ def _run_statement(run: AclRun, st) -> AclResult | None:  # type: ignore[no-unty
             break
     verb = st.verb
     user_message = _expand_or_none(run, message)
+    if user_message is None and run.verify_user_message is not None and (verb == "require" and not all_true):
+        user_message = run.verify_user_message
     # the log says why a verify failed unless log_message says otherwise
     log_text = _expand_or_none(run, log_message) or run.verify_failure
     run.verify_failure = None
+    run.verify_user_message = None
     if verb == "require":
         return None if all_true else AclResult("deny", user_message, log_text, verb="require")
     if not all_true:
@@ -451,8 +455,26 @@ def _cond_verify(run: AclRun, value: str) -> bool:
         return run.ctx.variables.get("tls_in_certificate_verified") == "1"
     if what in ("sender", "recipient"):
         address = run.ctx.variables.get("sender_address" if what == "sender" else "recipient", "")
-        # Full verification routes the address; until routers exist it is a syntax check.
-        return (what == "sender" and address == "") or "@" in address
+        if what == "sender" and address == "":
+            return True  # the null sender (bounces) always verifies
+        if "@" not in address:
+            run.verify_failure = run.verify_user_message = "bad address"
+            return False
+        from pyxim.routers.engine import route_address
+
+        if not run.config.routers:
+            return True  # nothing to route with: as good as Exim's "no routers" check
+        results = route_address(run.config, str(address), verifying=True)
+        failed = next((r for r in results if r.outcome == "failed"), None)
+        deferred = next((r for r in results if r.outcome == "deferred"), None)
+        if deferred is not None and "defer_ok" not in options:
+            raise LookupDefer(deferred.message)
+        if failed is not None:
+            prefix = "" if what == "recipient" else f"<{address}> "
+            run.verify_failure = f"{prefix}{failed.message}"
+            run.verify_user_message = failed.message if what == "recipient" else "Sender verify failed"
+            return False
+        return True
     raise AclConditionError(f"verify = {what} is not available in this version of pyxim")
 
 

@@ -1,0 +1,264 @@
+"""Routing: addresses through the routers in order, as Exim does (first part).
+
+Each router's generic preconditions (domains, local_parts, senders, condition,
+verify_only …) are checked, then its driver decides: accept (to a transport),
+redirect (new addresses, routed again from the first router, or :fail:,
+:defer:, :blackhole:), manualroute (hosts from route_list). A router that
+declines passes the address to the next; `no_more` stops the search there.
+
+Used by `-bt`, `-bv` and `verify = recipient/sender`. Delivery is not here.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass, field
+
+from pyxim.config.model import Config, DriverInstance
+from pyxim.errors import ExpansionError, ForcedFail, LookupDefer
+from pyxim.expand import ExpansionContext, expand_string
+from pyxim.expand.taint import Tainted
+from pyxim.lists import iterate_list, match_address_list, match_domain_list, match_localpart_list
+
+MAX_GENERATIONS = 50  # redirection loops end here
+
+
+@dataclass
+class Host:
+    name: str
+    address: str | None
+    mx: int | None = None
+
+
+@dataclass
+class RoutedAddress:
+    address: str
+    parents: list[str] = field(default_factory=list)  # outermost last, as -bt prints them
+    router: str = ""
+    transport: str = ""
+    hosts: list[Host] = field(default_factory=list)
+    outcome: str = "routed"  # routed, failed, deferred, discarded
+    message: str = ""
+
+
+class _Decline(Exception):
+    pass
+
+
+def _option(inst: DriverInstance, name: str) -> object:
+    return inst.options.get(name)
+
+
+def _expand_option(inst: DriverInstance, name: str, ctx: ExpansionContext) -> str | None:
+    value = inst.options.get(name)
+    if value is None:
+        return None
+    return expand_string(str(value), ctx)
+
+
+def _preconditions(inst: DriverInstance, ctx: ExpansionContext, verifying: bool) -> bool:
+    if verifying and inst.options.get("verify") is False:
+        return False
+    if verifying and inst.options.get("verify_recipient") is False:
+        return False
+    if not verifying and inst.options.get("verify_only"):
+        return False
+    domain = ctx.variables.get("domain", "")
+    local_part = ctx.variables.get("local_part", "")
+    domains = _expand_option(inst, "domains", ctx)
+    if domains is not None and not match_domain_list(ctx, domain, domains):
+        return False
+    local_parts = _expand_option(inst, "local_parts", ctx)
+    caseful = bool(inst.options.get("caseful_local_part"))
+    if local_parts is not None and not match_localpart_list(ctx, local_part, local_parts, caseless=not caseful):
+        return False
+    senders = _expand_option(inst, "senders", ctx)
+    if senders is not None and not match_address_list(ctx, ctx.variables.get("sender_address", ""), senders):
+        return False
+    condition = inst.options.get("condition")
+    if condition is not None:
+        from pyxim.expand.conditions import cond_bool_lax
+
+        try:
+            if not cond_bool_lax(None, [expand_string(str(condition), ctx)]):  # type: ignore[arg-type]
+                return False
+        except ForcedFail:
+            return False
+    if inst.options.get("check_local_user"):
+        import pwd
+
+        try:
+            pw = pwd.getpwnam(local_part)
+        except KeyError:
+            return False
+        ctx.variables["home"] = pw.pw_dir
+    return True
+
+
+def _resolve(ctx: ExpansionContext, name: str) -> list[str]:
+    try:
+        ipaddress.ip_address(name.strip("[]"))
+        return [name.strip("[]")]
+    except ValueError:
+        pass
+    return ctx.get_resolver().addresses_for_name(name)
+
+
+def _manualroute(inst: DriverInstance, ctx: ExpansionContext, router_name: str) -> list[Host] | None:
+    domain = ctx.variables.get("domain", "")
+    route_data = inst.options.get("route_data")
+    entries: list[tuple[str, str]] = []
+    if route_data is not None:
+        data = expand_string(str(route_data), ctx)
+        if not data:
+            return None
+        entries.append(("*", data))
+    else:
+        for item in iterate_list(str(inst.options.get("route_list") or ""), ";"):
+            pattern, _, rest = item.strip().partition(" ")
+            entries.append((pattern, rest.strip()))
+    for pattern, rest in entries:
+        if route_data is None and not match_domain_list(ctx, domain, pattern):
+            continue
+        hostlist = expand_string(rest.split()[0], ctx) if rest.split() else ""
+        hosts: list[Host] = []
+        for name in iterate_list(hostlist):
+            try:
+                addresses = _resolve(ctx, name)
+            except LookupDefer:
+                addresses = []
+            if not addresses:
+                raise LookupDefer(f'lookup of host "{name}" failed in {router_name} router')
+            hosts.extend(Host(name, a) for a in addresses)
+        return hosts
+    return None
+
+
+def _dnslookup(inst: DriverInstance, ctx: ExpansionContext) -> list[Host] | None:
+    domain = ctx.variables.get("domain", "")
+    resolver = ctx.get_resolver()
+    mx = resolver.mx_hosts(domain)
+    hosts: list[Host] = []
+    if mx:
+        for pref, name in mx:
+            for address in resolver.addresses_for_name(name):
+                hosts.append(Host(name, address, pref))
+    else:
+        for address in resolver.addresses_for_name(domain):
+            hosts.append(Host(domain, address))
+    return hosts or None
+
+
+def _redirect_items(data: str) -> list[str]:
+    items: list[str] = []
+    for line in data.replace("\n", ",").split(","):
+        line = line.strip()
+        if line:
+            items.append(line)
+    return items
+
+
+def route_address(config: Config, address: str, ctx_vars: dict[str, str] | None = None,
+                  verifying: bool = False, ctx: ExpansionContext | None = None) -> list[RoutedAddress]:
+    """Route one address; returns one result per final address (redirection may make several)."""
+    results: list[RoutedAddress] = []
+    pending: list[tuple[str, list[str], int]] = [(address, [], 0)]
+    while pending:
+        addr, parents, generation = pending.pop()
+        results.append(_route_one(config, addr, parents, generation, ctx_vars or {}, verifying, pending, ctx))
+    return [r for r in results if r.outcome != "redirected"]
+
+
+def _route_one(config: Config, address: str, parents: list[str], generation: int, ctx_vars: dict[str, str],
+               verifying: bool, pending: list, ctx: ExpansionContext | None) -> RoutedAddress:  # type: ignore[type-arg]
+    result = RoutedAddress(address, parents)
+    local_part, _, domain = address.rpartition("@")
+    context = ctx or ExpansionContext(config=config)
+    context.variables.update(ctx_vars)
+    context.variables.update({"local_part": Tainted(local_part), "domain": Tainted(domain)})
+    if generation > MAX_GENERATIONS:
+        result.outcome, result.message = "failed", "too many redirections"
+        return result
+    for inst in config.routers:
+        try:
+            if not _preconditions(inst, context, verifying):
+                continue
+            if inst.driver == "accept":
+                result.router, result.transport = inst.name, str(inst.options.get("transport") or "")
+                return result
+            if inst.driver == "redirect":
+                data = _expand_option(inst, "data", context)
+                if data is None and inst.options.get("file"):
+                    path = _expand_option(inst, "file", context) or ""
+                    try:
+                        data = open(path, encoding="utf-8").read()
+                    except OSError:
+                        data = ""
+                if not data:
+                    continue  # nothing to redirect to: the router declines
+                stripped = data.strip()
+                for keyword, outcome in ((":fail:", "failed"), (":defer:", "deferred")):
+                    if stripped.startswith(keyword):
+                        result.outcome = outcome
+                        result.message = stripped[len(keyword):].strip() or (
+                            "Unrouteable address" if outcome == "failed" else "deferred by redirect"
+                        )
+                        result.router = inst.name
+                        return result
+                if stripped == ":blackhole:":
+                    result.outcome, result.router = "discarded", inst.name
+                    return result
+                if stripped == ":unknown:":
+                    continue
+                for item in _redirect_items(stripped):
+                    child = item if "@" in item else f"{item}@{_qualify(config, context)}"
+                    pending.append((child, [address, *parents], generation + 1))
+                result.outcome = "redirected"
+                return result
+            if inst.driver in ("manualroute", "dnslookup"):
+                hosts = _manualroute(inst, context, inst.name) if inst.driver == "manualroute" else _dnslookup(inst, context)
+                if hosts is None:
+                    continue
+                result.router, result.transport = inst.name, str(inst.options.get("transport") or "")
+                result.hosts = hosts
+                return result
+            # drivers whose routing is not implemented yet decline
+        except LookupDefer as exc:
+            result.outcome, result.message = "deferred", exc.message
+            return result
+        except ExpansionError as exc:
+            result.outcome, result.message = "deferred", f"failed to expand in {inst.name} router: {exc.message}"
+            return result
+        if inst.options.get("more") is False:
+            break
+    result.outcome, result.message = "failed", "Unrouteable address"
+    return result
+
+
+def _qualify(config: Config, ctx: ExpansionContext) -> str:
+    from pyxim.expand.evaluate import Evaluation
+    from pyxim.expand.variables import resolve_variable
+
+    return resolve_variable(Evaluation(ctx), "qualify_recipient")
+
+
+def format_bt(results: list[RoutedAddress], original: str) -> tuple[str, int]:
+    """-bt output and exit status (0 routed, 1 deferred, 2 failed)."""
+    out: list[str] = []
+    status = 0
+    for r in results:
+        if r.outcome == "failed":
+            out.append(f"{r.address} is undeliverable: {r.message}")
+            status = 2
+        elif r.outcome == "deferred":
+            out.append(f"{r.address} cannot be resolved at this time: {r.message}")
+            status = max(status, 1)
+        elif r.outcome == "discarded":
+            out.append(f"mail to {r.address} is discarded")
+        else:
+            out.append(r.address)
+            out.extend(f"    <-- {p}" for p in r.parents)
+            out.append(f"  router = {r.router}, transport = {r.transport or 'unset'}")
+            for h in r.hosts:
+                out.append(f"  host {h.name} [{h.address}]" + (f" MX={h.mx}" if h.mx is not None else ""))
+    return "".join(line + "\n" for line in out), status

@@ -1,0 +1,114 @@
+"""Routing (first part): `pyxim -bt`/`-bv` against `exim4 -bt`/`-bv`, and verify = recipient in an SMTP session."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.interop import oracle
+
+pytestmark = pytest.mark.skipif(oracle.EXIM is None, reason="exim4 not installed")
+
+CONFIG = """\
+primary_hostname = mail.example.org
+qualify_domain = example.org
+tls_advertise_hosts =
+pipelining_connect_advertise_hosts =
+domainlist local_domains = example.org
+acl_smtp_rcpt = rcpt
+begin acl
+rcpt:
+  require verify = recipient
+  accept
+begin routers
+smart:
+  driver = manualroute
+  domains = smart.example
+  route_list = * 10.0.0.1:10.0.0.2
+  transport = remote_smtp
+aliases:
+  driver = redirect
+  domains = +local_domains
+  data = ${lookup{$local_part}lsearch{ROOT/aliases}}
+  allow_fail
+  allow_defer
+localuser:
+  driver = accept
+  domains = +local_domains
+  local_parts = root : second : x
+  transport = local_delivery
+begin transports
+remote_smtp:
+  driver = smtp
+local_delivery:
+  driver = appendfile
+  file = /dev/null
+"""
+
+ALIASES = """\
+postmaster: root@example.org
+abuse: root@example.org, second@example.org
+gone: :fail: This user has left
+hole: :blackhole:
+later: :defer: try again
+"""
+
+ADDRESSES = [
+    "x@example.org", "postmaster@example.org", "abuse@example.org", "gone@example.org", "hole@example.org",
+    "later@example.org", "nobody@example.org", "u@smart.example", "u@other.example", "X", "<bad",
+]
+
+
+@pytest.fixture(scope="module")
+def conf() -> Iterator[Path]:
+    root = Path(tempfile.mkdtemp(prefix="pyxim-routing-"))
+    os.chmod(root, 0o755)
+    (root / "aliases").write_text(ALIASES)
+    (root / "aliases").chmod(0o644)
+    path = root / "exim.conf"
+    path.write_text(CONFIG.replace("ROOT", str(root)))
+    path.chmod(0o644)
+    yield path
+    shutil.rmtree(root, ignore_errors=True)
+
+
+def run(command: list[str], conf: Path, *args: str, stdin: str = "") -> tuple[str, int]:
+    proc = subprocess.run(command + ["-C", str(conf), *args], input=stdin, capture_output=True, text=True, timeout=60)
+    return proc.stdout + proc.stderr, proc.returncode
+
+
+PYXIM = [sys.executable, "-m", "pyxim"]
+
+
+@pytest.mark.parametrize("address", ADDRESSES)
+def test_bt_matches_exim(conf: Path, address: str) -> None:
+    assert run(PYXIM, conf, "-bt", address) == run([oracle.EXIM], conf, "-bt", address)
+
+
+def test_bv_and_stdin_forms_match_exim(conf: Path) -> None:
+    assert run(PYXIM, conf, "-bv", "x@example.org", "nobody@example.org") == run(
+        [oracle.EXIM], conf, "-bv", "x@example.org", "nobody@example.org"
+    )
+    stdin = "x@example.org\nnobody@example.org\n"
+    assert run(PYXIM, conf, "-bt", stdin=stdin) == run([oracle.EXIM], conf, "-bt", stdin=stdin)
+
+
+def test_verify_recipient_in_an_smtp_session(conf: Path) -> None:
+    script = "EHLO c\r\nMAIL FROM:<a@b>\r\nRCPT TO:<x@example.org>\r\nRCPT TO:<nobody@example.org>\r\n" \
+             "RCPT TO:<postmaster@example.org>\r\nRCPT TO:<gone@example.org>\r\nQUIT\r\n"
+
+    def replies(command: list[str]) -> list[str]:
+        out, _ = run(command, conf, "-bh", "127.0.0.1", stdin=script)
+        lines = out.replace("\r\n", "\n").split("\n")
+        return [line for line in lines if line[:3].isdigit() and not line.startswith("220")] + [
+            line for line in lines if " rejected " in line
+        ]
+
+    assert replies(PYXIM) == replies([oracle.EXIM])
