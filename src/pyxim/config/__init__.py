@@ -97,16 +97,15 @@ def _parse_main(lines: list[Line], config: Config) -> int:
             return idx
         kind_word = word.removesuffix("_cache")
         if kind_word in LIST_KINDS:
-            if kind_word:
-                rest = text[len(word):].strip()
-                lname, eq, value = rest.partition("=")
-                lname = lname.strip()
-                if not eq or not lname:
-                    raise ConfigError(f"missing or malformed name for {kind_word}", line.file, line.number)
-                config.named_lists[lname] = NamedList(
-                    LIST_KINDS[kind_word], lname, value.strip(), word.endswith("_cache"), line.file, line.number
-                )
-                continue
+            rest = text[len(word):].strip()
+            lname, eq, value = rest.partition("=")
+            lname = lname.strip()
+            if not eq or not lname:
+                raise ConfigError(f"missing or malformed name for {kind_word}", line.file, line.number)
+            config.named_lists[lname] = NamedList(
+                LIST_KINDS[kind_word], lname, value.strip(), word.endswith("_cache"), line.file, line.number
+            )
+            continue
         _set_option(table, config.main, text, "main", line, config, MAIN_ALIASES, seen)
     return len(lines)
 

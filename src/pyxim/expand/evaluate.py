@@ -195,7 +195,7 @@ class Evaluation:
         from pyxim import lookups
 
         key = self.eval_seq(node.key) if node.key is not None else None
-        ltype = self._check_lookup_type(node, key)
+        self._check_lookup_type(node, key)
         arg = self.eval_seq(node.file_or_query)
         filename: str | None
         if key is None:
@@ -209,7 +209,6 @@ class Evaluation:
                 value = lookups.lookup(self.ctx, node.type_spec, filename, key)
             except LookupDefer as exc:
                 raise LookupDefer(f'lookup of "{_printing(key)}" gave DEFER: {exc.message}') from None
-            del ltype
             return self.yesno(node.yesno, value is not None, value, saved_value)
         finally:
             self.captures = saved

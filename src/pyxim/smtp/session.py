@@ -638,10 +638,7 @@ class SmtpSession:
 
     def cmd_data(self, out: SessionOutput, arg: str) -> None:
         if not self.envelope.recipients:
-            if self.envelope.sender is None or not self.envelope.rcpt_count:
-                self._protocol_error(out, "503", "valid RCPT command must precede DATA")
-            else:
-                self._protocol_error(out, "503", "valid RCPT command must precede DATA")
+            self._protocol_error(out, "503", "valid RCPT command must precede DATA")
             return
         result = self._acl("acl_smtp_predata", "accept")
         if result.verdict != "accept":
