@@ -159,13 +159,7 @@ def run_be(cl: CommandLine, out: TextIO, inp: TextIO) -> int:
             out.write(one(arg) + "\n")
         return 0
 
-    while True:
-        out.write("> ")
-        out.flush()
-        line = inp.readline()
-        if not line:
-            out.write("\n")
-            return 0
+    for line in _prompted_lines(out, inp):
         line = line.rstrip("\n")
         # A trailing backslash continues the line; the continuation's leading
         # white space is dropped (Exim's -be input reader).
@@ -189,6 +183,19 @@ def run_be(cl: CommandLine, out: TextIO, inp: TextIO) -> int:
             out.write(f"Defined macro '{name.group(0) if name else line}'\n")
             continue
         out.write(one(line) + "\n")
+    return 0
+
+
+def _prompted_lines(out: TextIO, inp: TextIO):  # type: ignore[no-untyped-def]
+    """Exim's interactive readers (-be, -bt): a "> " prompt before each line, a newline at the end."""
+    while True:
+        out.write("> ")
+        out.flush()
+        line = inp.readline()
+        if not line:
+            out.write("\n")
+            return
+        yield line
 
 
 def run_bp_queue(cl: CommandLine, out: TextIO) -> int:
@@ -310,15 +317,10 @@ def run_bt(cl: CommandLine, out: TextIO, inp: TextIO) -> int:
         for arg in cl.args:
             out.write(one(arg))
         return status
-    while True:
-        out.write("> ")
-        out.flush()
-        line = inp.readline()
-        if not line:
-            out.write("\n")
-            return status
+    for line in _prompted_lines(out, inp):
         if line.strip():
             out.write(one(line))
+    return status
 
 
 def run_help(cl: CommandLine, out: TextIO) -> int:

@@ -491,11 +491,16 @@ def _cond_regex(run: AclRun, value: str) -> bool:
         regex = compile_pcre(pattern)
         m = next((found for found in map(regex.search, lines) if found), None)
         if m:
-            for n, group in enumerate(m.groups(), 1):
-                run.ctx.variables[f"regex{n}"] = group or ""
-            run.ctx.variables["regex_match_string"] = m.group(0)
+            record_regex_match(run, m)
             return True
     return False
+
+
+def record_regex_match(run: AclRun, m) -> None:  # type: ignore[no-untyped-def]
+    """$regex1… and $regex_match_string after a regex or mime_regex condition matched."""
+    for n, group in enumerate(m.groups(), 1):
+        run.ctx.variables[f"regex{n}"] = group or ""
+    run.ctx.variables["regex_match_string"] = m.group(0)
 
 
 def _list_items(text: str) -> list[str]:

@@ -12,7 +12,7 @@ import email.policy
 from collections.abc import Callable, Iterator
 from email.message import Message as EmailMessage
 
-from pyxim.acl.engine import AclResult, AclRun, acl_condition
+from pyxim.acl.engine import AclResult, AclRun, acl_condition, record_regex_match
 from pyxim.expand.context import ExpansionContext
 from pyxim.expand.taint import Tainted
 
@@ -94,8 +94,6 @@ def mime_regex(run: AclRun, value: str) -> bool:
     for pattern in iterate_list(run.expand(value)):
         m = compile_pcre(pattern).search(text)
         if m:
-            for n, group in enumerate(m.groups(), 1):
-                run.ctx.variables[f"regex{n}"] = group or ""
-            run.ctx.variables["regex_match_string"] = m.group(0)
+            record_regex_match(run, m)
             return True
     return False

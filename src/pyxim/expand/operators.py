@@ -585,26 +585,23 @@ def op_mask(ev: Evaluation, arg: str, sub: str | None) -> str:
     return full.replace(":", ".") + f"/{bits}"
 
 
-@operator("ipv6norm")
-def op_ipv6norm(ev: Evaluation, arg: str, sub: str | None) -> str:
+def _as_ipv6(arg: str) -> ipaddress.IPv6Address:
+    """The argument as IPv6; an IPv4 address becomes ::ffff:a.b.c.d, as Exim does."""
     try:
         ip = ipaddress.ip_address(arg)
     except ValueError:
         raise ExpansionError(f'"{arg}" is not an IP address') from None
-    if ip.version == 4:
-        ip = ipaddress.IPv6Address(f"::ffff:{ip}")
-    return str(ip)
+    return ipaddress.IPv6Address(f"::ffff:{ip}") if ip.version == 4 else ip  # type: ignore[return-value]
+
+
+@operator("ipv6norm")
+def op_ipv6norm(ev: Evaluation, arg: str, sub: str | None) -> str:
+    return str(_as_ipv6(arg))
 
 
 @operator("ipv6denorm")
 def op_ipv6denorm(ev: Evaluation, arg: str, sub: str | None) -> str:
-    try:
-        ip = ipaddress.ip_address(arg)
-    except ValueError:
-        raise ExpansionError(f'"{arg}" is not an IP address') from None
-    if ip.version == 4:
-        ip = ipaddress.IPv6Address(f"::ffff:{ip}")
-    return _ipv6_full(ip)  # type: ignore[arg-type]
+    return _ipv6_full(_as_ipv6(arg))
 
 
 @operator("reverse_ip")
