@@ -163,3 +163,29 @@ def test_notquit_acl_sees_why(tmp_path: Path) -> None:
     out = s.eof()
     assert out.close and out.replies == ["421 mail.example.org lost input connection\r\n"]
     assert lines == ["gone because connection-lost"]
+
+
+def test_connection_controls(tmp_path: Path) -> None:
+    (tmp_path / "c.conf").write_text(
+        "primary_hostname = mail.example.org\nacl_smtp_connect = connect\nacl_smtp_rcpt = rcpt\n"
+        "begin acl\nconnect:\n  accept control = no_pipelining\n         control = no_enforce_sync\n"
+        "rcpt:\n  accept local_parts = ^other\n  accept control = caselower_local_part\n"
+    )
+    config = load_config(str(tmp_path / "c.conf"))
+    stored: list = []
+
+    def store(message, body):  # type: ignore[no-untyped-def]
+        stored.append(message)
+        return message.message_id
+
+    s = SmtpSession(config, Peer("127.0.0.1", 1), store, MessageIdGenerator().new_id)
+    s.enforce_sync = True
+    s.greeting()
+    assert "PIPELINING" not in talk(s, b"EHLO c\r\n")
+    # no_enforce_sync: commands sent together are accepted although pipelining was not offered
+    reply = talk(s, b"MAIL FROM:<a@b>\r\nRCPT TO:<Mixed.Case@Example.ORG>\r\nRCPT TO:<Other@example.org>\r\n")
+    assert reply == "250 OK\r\n250 Accepted\r\n250 Accepted\r\n"
+    talk(s, b"DATA\r\n")
+    talk(s, b"Subject: s\r\n\r\nx\r\n.\r\n")
+    # caselower_local_part applied where that ACL statement set it
+    assert [r.address for r in stored[0].recipients] == ["mixed.case@Example.ORG", "Other@example.org"]

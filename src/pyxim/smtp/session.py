@@ -100,6 +100,7 @@ class SmtpSession:
         self.errors = 0
         self.unknown = 0
         self.messages_received = 0
+        self.session_controls: set[str] = set()
         self.current_message_id = ""  # set while a message is being received (log lines carry it)
         # Exim's smtp_enforce_sync applies to TCP sessions only (not -bs/-bh on a pipe)
         self.enforce_sync = False
@@ -158,8 +159,18 @@ class SmtpSession:
         out.replies.append(self._reply(code, text))
         return out
 
+    # Controls that last for the whole connection once an ACL sets them.
+    _SESSION_CONTROLS = frozenset({"no_pipelining", "enforce_sync", "no_enforce_sync", "allow_auth_unadvertised",
+                                   "no_multiline_responses"})
+
     def _acl(self, option: str, default: str) -> AclResult:
         result = run_acl(self.config, self.config.main.get(option), self.ctx, self.acl_state, default)
+        for control in self.acl_state.controls:
+            name = control.split("/", 1)[0]
+            if name in self._SESSION_CONTROLS:
+                self.session_controls.add(name)
+                if name in ("enforce_sync", "no_enforce_sync"):
+                    self.session_controls.discard("no_enforce_sync" if name == "enforce_sync" else "enforce_sync")
         # logwrite lines and delays asked for by the ACL happen now
         prefix = f"{self.current_message_id} " if self.current_message_id else ""
         for line in self.acl_state.log_lines:
@@ -282,9 +293,9 @@ class SmtpSession:
     _ALWAYS_SYNC = frozenset({"HELO", "EHLO", "VRFY", "EXPN", "ETRN", "NOOP", "STARTTLS", "AUTH"})
 
     def _sync_violation(self, verb: str) -> bool:
-        if not self.enforce_sync or not self.reader.pending():
+        if not self.enforce_sync or not self.reader.pending() or "no_enforce_sync" in self.session_controls:
             return False
-        if not self.config.main.get("smtp_enforce_sync", True):
+        if not self.config.main.get("smtp_enforce_sync", True) and "enforce_sync" not in self.session_controls:
             return False
         if verb in self._ALWAYS_SYNC:
             return True
@@ -326,7 +337,7 @@ class SmtpSession:
             lines.append("8BITMIME")
         if self._host_in("dsn_advertise_hosts"):
             lines.append("DSN")
-        if self._host_in("pipelining_advertise_hosts"):
+        if self._host_in("pipelining_advertise_hosts") and "no_pipelining" not in self.session_controls:
             lines.append("PIPELINING")
             self.pipelining_advertised = True
         mechanisms = self._auth_mechanisms()
@@ -387,7 +398,9 @@ class SmtpSession:
     def cmd_auth(self, out: SessionOutput, arg: str) -> None:
         from pyxim.auth.server import DRIVERS
 
-        if not self.auth_advertised:
+        if not self.auth_advertised and not (
+            "allow_auth_unadvertised" in self.session_controls and self._auth_mechanisms()
+        ):
             self._protocol_error(out, "503", "AUTH command used when not advertised")
             return
         if self.authenticated:
@@ -611,7 +624,14 @@ class SmtpSession:
         self.ctx.variables.update(
             {"local_part": Tainted(local), "domain": Tainted(domain), "recipient": Tainted(address)}
         )
+        before = set(self.acl_state.controls)
         result = self._acl("acl_smtp_rcpt", "deny")
+        # caselower/caseful_local_part concern this recipient only
+        rcpt_controls = {c.split("/", 1)[0] for c in self.acl_state.controls - before}
+        self.acl_state.controls -= {c for c in self.acl_state.controls - before
+                                    if c.split("/", 1)[0] in ("caselower_local_part", "caseful_local_part")}
+        if "caselower_local_part" in rcpt_controls:
+            address = f"{local.lower()}@{domain}"
         if result.verdict in ("accept", "discard"):
             if result.verdict == "accept":
                 self.envelope.recipients.append(Recipient(address, orcpt=params.get("ORCPT", ""), dsn_flags=dsn_flags))
