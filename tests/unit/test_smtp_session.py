@@ -169,7 +169,8 @@ def test_connection_controls(tmp_path: Path) -> None:
     (tmp_path / "c.conf").write_text(
         "primary_hostname = mail.example.org\nacl_smtp_connect = connect\nacl_smtp_rcpt = rcpt\n"
         "begin acl\nconnect:\n  accept control = no_pipelining\n         control = no_enforce_sync\n"
-        "rcpt:\n  accept local_parts = ^other\n  accept control = caselower_local_part\n"
+        "rcpt:\n  accept local_parts = ^other\n  accept control = caseful_local_part\n"
+        "         condition = ${if eq{$local_part}{Mixed.Case}}\n"
     )
     config = load_config(str(tmp_path / "c.conf"))
     stored: list = []
@@ -187,5 +188,6 @@ def test_connection_controls(tmp_path: Path) -> None:
     assert reply == "250 OK\r\n250 Accepted\r\n250 Accepted\r\n"
     talk(s, b"DATA\r\n")
     talk(s, b"Subject: s\r\n\r\nx\r\n.\r\n")
-    # caselower_local_part applied where that ACL statement set it
-    assert [r.address for r in stored[0].recipients] == ["mixed.case@Example.ORG", "Other@example.org"]
+    # $local_part was lower-cased for the ACL (^other matched "Other"), caseful_local_part restored it for
+    # the rest of the ACL; the recipients keep the case the client used
+    assert [r.address for r in stored[0].recipients] == ["Mixed.Case@Example.ORG", "Other@example.org"]

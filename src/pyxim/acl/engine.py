@@ -237,12 +237,20 @@ def _mod_remove_header(run: AclRun, value: str) -> None:
     run.state.remove_headers.extend(iterate_list(run.expand(value)))
 
 
+# Where the RCPT session keeps the local part as the client wrote it (not a $-variable name).
+ORIGINAL_LOCAL_PART = "pyxim:original_local_part"
+
+
 def _mod_control(run: AclRun, value: str) -> None:
     text = run.expand(value)
     word = text.split("/", 1)[0].strip()
     if word not in CONTROLS:
         raise AclConditionError(f'unknown control "{word}"')
     run.state.controls.add(text)
+    original = run.ctx.variables.get(ORIGINAL_LOCAL_PART)
+    if original is not None and word in ("caseful_local_part", "caselower_local_part"):
+        # for the rest of this ACL run
+        run.ctx.variables["local_part"] = original if word == "caseful_local_part" else original.lower()
 
 
 def _mod_logwrite(run: AclRun, value: str) -> None:

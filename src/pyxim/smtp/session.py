@@ -14,7 +14,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from pyxim import EXIM_COMPAT_VERSION
-from pyxim.acl.engine import AclResult, AclState, run_acl
+from pyxim.acl.engine import (
+    ORIGINAL_LOCAL_PART,  # noqa: E402
+    AclResult,
+    AclState,
+    run_acl,
+)
 from pyxim.config.model import Config
 from pyxim.errors import ExpansionError
 from pyxim.expand import ExpansionContext, expand_string
@@ -621,17 +626,18 @@ class SmtpSession:
             out.replies.append(self._reply("452", "too many recipients"))
             return
         local, _, domain = address.rpartition("@")
+        # $local_part is lower-cased in the RCPT ACL unless control = caseful_local_part (Exim's rule);
+        # the recipient itself keeps its case
         self.ctx.variables.update(
-            {"local_part": Tainted(local), "domain": Tainted(domain), "recipient": Tainted(address)}
+            {"local_part": Tainted(local.lower()), "domain": Tainted(domain), "recipient": Tainted(address),
+             ORIGINAL_LOCAL_PART: Tainted(local)}
         )
         before = set(self.acl_state.controls)
         result = self._acl("acl_smtp_rcpt", "deny")
-        # caselower/caseful_local_part concern this recipient only
-        rcpt_controls = {c.split("/", 1)[0] for c in self.acl_state.controls - before}
+        # caseful/caselower_local_part concern this recipient's ACL run only
         self.acl_state.controls -= {c for c in self.acl_state.controls - before
                                     if c.split("/", 1)[0] in ("caselower_local_part", "caseful_local_part")}
-        if "caselower_local_part" in rcpt_controls:
-            address = f"{local.lower()}@{domain}"
+        self.ctx.variables.pop(ORIGINAL_LOCAL_PART, None)
         if result.verdict in ("accept", "discard"):
             if result.verdict == "accept":
                 self.envelope.recipients.append(Recipient(address, orcpt=params.get("ORCPT", ""), dsn_flags=dsn_flags))
