@@ -98,6 +98,8 @@ SCRIPTS = {
         "MAIL FROM:<a@b.example> SIZE=100 BODY=8BITMIME", "RCPT TO:<x@example.org>", "NOOP", "XYZZY",
         "MAIL FROM:<c@d>", "HELO again", "QUIT",
     ],
+    "case": ["EHLO c", "MAIL FROM:<a@b>", "RCPT TO:<BAD@example.org>", "RCPT TO:<Bad@Example.ORG>",
+             "RCPT TO:<Good@EXAMPLE.org>", "QUIT"],
     "order": ["DATA", "MAIL FROM:<a@b.example>", "RCPT TO:<x@example.org>", "QUIT"],
     "helo_refused": ["EHLO evil.example", "EHLO good.example", "QUIT"],
     "sender_acl": [
