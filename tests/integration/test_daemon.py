@@ -511,3 +511,22 @@ def test_control_submission_adds_the_missing_headers(tmp_path: Path) -> None:
     finally:
         stop_daemon(proc)
         shutil.rmtree(root, ignore_errors=True)
+
+
+def test_slow_clients_time_out() -> None:
+    root = Path(tempfile.mkdtemp(prefix="pyxim-timeout-"))
+    (root / "exim.conf").write_text(CONF.replace("{root}", str(root)).replace("smtp_receive_timeout = 30s",
+                                                                             "smtp_receive_timeout = 1s"))
+    port = free_port()
+    proc = start_daemon(root, port)
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+            assert s.recv(1000).startswith(b"220 ")
+            s.sendall(b"EHLO slow")  # never finished: a slowloris client
+            time.sleep(2.5)
+            reply = s.recv(1000)
+        assert reply == b"421 mail.example.org: SMTP command timeout - closing connection\r\n"
+        assert "SMTP command timeout on connection from [127.0.0.1]" in (root / "log" / "mainlog").read_text()
+    finally:
+        stop_daemon(proc)
+        shutil.rmtree(root, ignore_errors=True)

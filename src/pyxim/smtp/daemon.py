@@ -146,10 +146,18 @@ class Daemon:
                     source = tls.read(65536) if tls is not None else reader.read(65536)
                     data = await asyncio.wait_for(source, timeout)
                 except TimeoutError:
-                    await asyncio.to_thread(session.notquit, "command-timeout")
-                    writer.write(f"421 {session.hostname} SMTP incoming data timeout - closing connection.\r\n".encode())
-                    await writer.drain()
-                    self.logger.main(f"SMTP command timeout on connection from [{peer_addr[0]}]")
+                    in_data = session.reader.mode != "command"
+                    await asyncio.to_thread(session.notquit, "data-timeout" if in_data else "command-timeout")
+                    tls_word = " TLS" if tls is not None else ""
+                    client = session._client_text(with_helo=True)
+                    if in_data:
+                        reply = f"421 {session.hostname}: SMTP incoming data timeout - closing connection.\r\n"
+                        self.logger.main(f"SMTP data timeout (message abandoned) on{tls_word} connection from "
+                                         f"{client} F=<{session.envelope.sender or ''}>")
+                    else:
+                        reply = f"421 {session.hostname}: SMTP command timeout - closing connection\r\n"
+                        self.logger.main(f"SMTP command timeout on{tls_word} connection from {client}")
+                    await send(reply)
                     return
                 if not data:
                     session.eof()
