@@ -236,3 +236,41 @@ def test_mime_acl_matches_exim(conf: Path, name: str, payload: str) -> None:
         return sorted(re.sub(r"(Exim 4.96) .*", r"\1", line) for line in out)
 
     assert run([sys.executable, "-m", "pyxim"]) == run([oracle.EXIM])
+
+
+PRDR_CONFIG = """\
+primary_hostname = mail.example.org
+tls_advertise_hosts =
+pipelining_connect_advertise_hosts =
+prdr_enable = true
+acl_smtp_rcpt = accept
+acl_smtp_data_prdr = prdr
+begin acl
+prdr:
+  deny    local_parts = bad
+          message = no thanks for $local_part
+  defer   local_parts = later
+          message = later for $local_part
+  accept
+"""
+
+
+@pytest.mark.parametrize("recipients", [["x", "y"], ["x", "bad"], ["bad", "later"], ["bad"], ["x"]],
+                         ids=["all", "some", "none", "single-bad", "single"])
+def test_prdr_matches_exim(conf: Path, recipients: list[str]) -> None:
+    prdr_conf = conf.parent / "prdr.conf"
+    prdr_conf.write_text(PRDR_CONFIG)
+    prdr_conf.chmod(0o644)
+    lines = ["EHLO c", "MAIL FROM:<a@b> PRDR"] + [f"RCPT TO:<{r}@example.org>" for r in recipients]
+    lines += ["DATA", "Subject: s", "", "b", ".", "QUIT"]
+
+    def run(command: list[str]) -> list[str]:
+        feed = "".join(line + "\r\n" for line in lines).encode()
+        proc = subprocess.run(command + ["-C", str(prdr_conf), "-bh", "127.0.0.1"], input=feed,
+                              capture_output=True, timeout=60)
+        text = (proc.stdout + proc.stderr).decode("utf-8", "replace").replace("\r\n", "\n")
+        out = [line for line in text.split("\n") if line.startswith("LOG: ") or re.match(r"^\d{3}[ -]", line)]
+        out = [re.sub(r"[0-9A-Za-z]{6}-[0-9A-Za-z]{6}-[0-9A-Za-z]{2}", "ID", line) for line in out]
+        return sorted(re.sub(r"(Exim 4.96) .*", r"\1", line) for line in out)
+
+    assert run([sys.executable, "-m", "pyxim"]) == run([oracle.EXIM])

@@ -190,7 +190,7 @@ class SmtpSession:
     def _acl_refusal(self, result: AclResult, temp: bool = False) -> tuple[str, str]:
         if result.verdict == "defer":
             if result.message:
-                return "451", result.message
+                return "450", result.message  # an ACL's own defer message goes out as 450, as in Exim
             return "451", "Temporary local problem - please try later"
         return ("450" if temp else "550"), result.message or "Administrative prohibition"
 
@@ -569,6 +569,8 @@ class SmtpSession:
             self._protocol_error(out, "501", 'MAIL must have an address operand')
             return
         allowed = ("SIZE", "BODY", "SMTPUTF8", "RET", "ENVID") + (("AUTH",) if self.auth_advertised else ())
+        if self.config.main.get("prdr_enable"):
+            allowed += ("PRDR",)
         address, params, error = _split_address(m.group(1), allow_empty=True, esmtp=self.esmtp, allowed=allowed)
         if error:
             self._protocol_error(out, "501", error)
@@ -593,6 +595,10 @@ class SmtpSession:
             return
         self.envelope.sender = address
         self.envelope.mail_params = params
+        if "PRDR" in params:
+            self.ctx.variables["prdr_requested"] = "yes"
+            out.replies.append(self._reply("250", "OK, PRDR Requested"))
+            return
         out.replies.append(self._reply("250", "OK"))
 
     def cmd_rcpt(self, out: SessionOutput, arg: str) -> None:
@@ -815,6 +821,18 @@ class SmtpSession:
             out.replies.append(self._reply("250", f"OK id={message_id}"))
             self._reset()
             return
+        prdr = "PRDR" in self.envelope.mail_params and len(self.envelope.recipients) > 1
+        prdr_final = ""
+        if prdr:
+            accepted = self._prdr(out, message_id)
+            some = "" if len(accepted) == len(self.envelope.recipients) else " for some recipients"
+            prdr_final = f"id={message_id} message accepted{some}"
+            if not accepted:
+                # Exim still answers 250 when every recipient was refused; nothing is kept
+                out.replies.append(self._reply("250", prdr_final))
+                self._reset()
+                return
+            message.recipients = accepted
         try:
             stored_id = self.store(message, body)
         except OSError as exc:
@@ -855,11 +873,12 @@ class SmtpSession:
                 extra += f" T={quote_subject(decode_header_words(' '.join(subject.split())))}"
         if "received_recipients" in self.selectors:
             extra += " for " + " ".join(r.address for r in self.envelope.recipients)
-        self.log(f"{stored_id} <= {sender or '<>'} {host} P={proto}{auth_part} S={size}{msgid_part}{extra}")
+        prdr_part = " PRDR" if prdr else ""
+        self.log(f"{stored_id} <= {sender or '<>'} {host} P={proto}{prdr_part}{auth_part} S={size}{msgid_part}{extra}")
         self.last_message_id = stored_id
         if frozen:
             self.log(f"{stored_id} frozen by ACL")
-        out.replies.append(self._reply("250", f"OK id={stored_id}"))
+        out.replies.append(self._reply("250", prdr_final if prdr else f"OK id={stored_id}"))
         self.messages_received += 1
         self._reset()
 
@@ -898,6 +917,27 @@ class SmtpSession:
             return f"U={_login()}"
         helo = f"({self.helo}) " if self.helo else ""
         return f"H={helo}[{self.peer.address}]"
+
+    def _prdr(self, out: SessionOutput, message_id: str) -> list[Recipient]:
+        """Per-recipient data ACL (PRDR): one reply per recipient after a 353; returns those accepted."""
+        out.replies.append(self._reply("353", "PRDR content analysis beginning"))
+        accepted: list[Recipient] = []
+        for rcpt in self.envelope.recipients:
+            local, _, domain = rcpt.address.rpartition("@")
+            self.ctx.variables.update(
+                {"local_part": Tainted(local), "domain": Tainted(domain), "recipient": Tainted(rcpt.address)}
+            )
+            result = self._acl("acl_smtp_data_prdr", "accept")
+            if result.verdict in ("accept", "discard"):
+                accepted.append(rcpt)
+                text = f"PRDR R=<{rcpt.address}> acceptance"
+                out.replies.append(self._reply("250", text))
+                self.log(f"{message_id} {text}")
+                continue
+            code, text = self._acl_refusal(result)
+            out.replies.append(self._reply(code, text))
+            self.log(f"{message_id} PRDR {rcpt.address} {text}")
+        return accepted
 
     def _received_protocol(self) -> str:
         """smtp, esmtp, esmtps (TLS), esmtpa (AUTH), esmtpsa (both), local-esmtp … as Exim names them."""
