@@ -112,3 +112,27 @@ def test_verify_recipient_in_an_smtp_session(conf: Path) -> None:
         ]
 
     assert replies(PYXIM) == replies([oracle.EXIM])
+
+
+@pytest.mark.parametrize(
+    "headers",
+    ["From: root@example.org", "From: nobody@example.org", "Sender: nobody@example.org\r\nFrom: x@example.org",
+     "Subject: none"],
+    ids=["valid", "invalid", "one-valid", "none"],
+)
+def test_verify_header_sender(conf: Path, headers: str) -> None:
+    hs_conf = conf.parent / "hs.conf"
+    hs_conf.write_text(conf.read_text().replace("acl_smtp_rcpt = rcpt", "acl_smtp_rcpt = rcpt\nacl_smtp_data = data")
+                       .replace("begin acl\n", "begin acl\ndata:\n  require verify = header_sender\n  accept\n"))
+    hs_conf.chmod(0o644)
+    script = f"EHLO c\r\nMAIL FROM:<a@b>\r\nRCPT TO:<x@example.org>\r\nDATA\r\n{headers}\r\n\r\nb\r\n.\r\nQUIT\r\n"
+
+    def replies(command: list[str]) -> list[str]:
+        import re
+
+        out, _ = run(command, hs_conf, "-bh", "127.0.0.1", stdin=script)
+        lines = [line for line in out.replace("\r\n", "\n").split("\n")
+                 if (line[:3].isdigit() and not line.startswith("220")) or " rejected " in line]
+        return sorted(re.sub(r"[0-9A-Za-z]{6}-[0-9A-Za-z]{6}-[0-9A-Za-z]{2}", "ID", line) for line in lines)
+
+    assert replies(PYXIM) == replies([oracle.EXIM])

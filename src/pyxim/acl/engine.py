@@ -415,6 +415,28 @@ def _verify_not_blind(run: AclRun) -> bool:
     return False
 
 
+def _verify_header_sender(run: AclRun) -> bool:
+    """At least one address in Sender:, Reply-To: or From: must verify (route)."""
+    from pyxim.address import extract_address, split_address_list
+    from pyxim.routers.engine import route_address
+
+    msg = run.ctx.message
+    if msg is None:
+        return True
+    for header in msg.headers:
+        if header.name.lower() not in ("sender", "reply-to", "from"):
+            continue
+        for piece in split_address_list(header.value):
+            parsed = extract_address(piece)
+            if parsed is None or "@" not in parsed.address:
+                continue
+            results = route_address(run.config, parsed.address, verifying=True)
+            if results and all(r.outcome in ("routed", "discarded") for r in results):
+                return True
+    run.verify_failure = "there is no valid sender in any header line"
+    return False
+
+
 def _verify_reverse_host_lookup(run: AclRun, defer_ok: bool) -> bool:
     address = run.ctx.variables.get("sender_host_address", "")
     if not address:
@@ -459,6 +481,8 @@ def _cond_verify(run: AclRun, value: str) -> bool:
         return _verify_reverse_host_lookup(run, "defer_ok" in options)
     if what == "helo":
         return _verify_helo(run)
+    if what == "header_sender":
+        return _verify_header_sender(run)
     if what == "certificate":
         return run.ctx.variables.get("tls_in_certificate_verified") == "1"
     if what in ("sender", "recipient"):
