@@ -106,17 +106,33 @@ class Daemon:
         client = str(peer_addr[0])
         self.per_host[client] = self.per_host.get(client, 0) + 1
         try:
-            refusal = self.admission(config, client)
+            proxied = None
+            early = b""
+            if self.must_proxy(config, client):
+                proxied, early = await self.read_proxy_header(reader, config, client)
+                if proxied is None:
+                    return
+            peer = Peer(str(peer_addr[0]), int(peer_addr[1]), str(local[0]), int(local[1]))
+            if proxied is not None and proxied.source is not None:
+                peer = Peer(proxied.source, proxied.source_port, str(local[0]), int(local[1]))
+            refusal = self.admission(config, peer.address)
             if refusal:
                 writer.write(f"421 {refusal}\r\n".encode())
                 await writer.drain()
-                self.logger.main(f"Connection from [{client}] refused: {refusal.split(';')[0]}")
+                self.logger.main(f"Connection from [{peer.address}] refused: {refusal.split(';')[0]}")
                 return
-            session = SmtpSession(
-                config, Peer(str(peer_addr[0]), int(peer_addr[1]), str(local[0]), int(local[1])),
-                self.store, self.ids.new_id, self.logger.main, self.logger.reject,
-            )
+            session = SmtpSession(config, peer, self.store, self.ids.new_id, self.logger.main, self.logger.reject)
             session.enforce_sync = True
+            if proxied is not None:
+                session.ctx.variables.update({
+                    "proxy_session": "yes",
+                    "proxy_local_address": client,
+                    "proxy_local_port": str(peer_addr[1]),
+                    "proxy_external_address": proxied.destination or str(local[0]),
+                    "proxy_external_port": str(proxied.destination_port or local[1]),
+                })
+            if early:
+                session.reader.feed(early)  # bytes the client sent right after the PROXY header
             tls = None
             if self.tls_on_connect(config, int(local[1])):
                 # tls_on_connect_ports: TLS first, then the banner (the old "smtps")
@@ -186,6 +202,35 @@ class Daemon:
                 del self.per_host[client]
             with contextlib.suppress(Exception):
                 writer.close()
+
+    def must_proxy(self, config: Config, client: str) -> bool:
+        from pyxim.expand import ExpansionContext
+        from pyxim.lists import match_host_list
+
+        hosts = str(config.main.get("hosts_proxy") or "")
+        return bool(hosts) and match_host_list(ExpansionContext(config=config), client, hosts)
+
+    async def read_proxy_header(self, reader, config: Config, client: str):  # type: ignore[no-untyped-def]
+        """Read a PROXY v1/v2 header within proxy_protocol_timeout: (header, bytes after it) or (None, b"")."""
+        from pyxim.smtp.proxy import ProxyError, parse
+
+        timeout = float(config.main.get("proxy_protocol_timeout") or 3)
+        data = b""
+        try:
+            async with asyncio.timeout(timeout):
+                while True:
+                    header = parse(data) if data else None
+                    if header is not None:
+                        return header, data[header.length:]
+                    chunk = await reader.read(4096)
+                    if not chunk:
+                        raise ProxyError("connection closed before the PROXY header")
+                    data += chunk
+        except TimeoutError:
+            self.logger.main(f"proxy protocol timeout from [{client}]")
+        except ProxyError as exc:
+            self.logger.main(f"proxy protocol error from [{client}]: {exc}")
+        return None, b""
 
     @staticmethod
     def tls_on_connect(config: Config, port: int) -> bool:
