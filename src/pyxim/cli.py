@@ -135,13 +135,18 @@ def run_be(cl: CommandLine, out: TextIO, inp: TextIO) -> int:
 
     ctx.acl_runner = acl_runner(config, ctx)
     if cl.message_file is not None:
-        from pyxim.expand.message import Message
+        from pyxim.expand.message import load_bem_message
 
         try:
-            ctx.message = Message.from_file(cl.message_file)
+            notices = load_bem_message(
+                cl.message_file, ctx, dot_ends=cl.dot_ends, sender=cl.sender, full_name=cl.full_name
+            )
         except OSError as exc:
             raise UsageError(f"failed to open {cl.message_file}: {exc.strerror}") from None
-    if cl.sender is not None:
+        # exim -bem prints its notices on stdout, before the first prompt
+        for notice in notices:
+            out.write(notice + "\n")
+    elif cl.sender is not None:
         ctx.variables["sender_address"] = cl.sender
 
     def one(line: str) -> str:

@@ -103,10 +103,10 @@ def test_expand_condition() -> None:
 def test_lookup_defer_names_the_key(monkeypatch: pytest.MonkeyPatch) -> None:
     from pyxim import lookups
 
-    def deferring(ctx, spec, filename, key):  # type: ignore[no-untyped-def]
+    def deferring(ctx, spec, filename, key, use_partial=True):  # type: ignore[no-untyped-def]
         raise LookupDefer("server down")
 
-    monkeypatch.setattr(lookups, "lookup", deferring)
+    monkeypatch.setattr(lookups, "search", deferring)
     with pytest.raises(LookupDefer, match='lookup of "k" gave DEFER: server down'):
         x("${lookup{k}lsearch{/etc/hosts}}")
 

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import pytest
-
-from pyxim.errors import ExpansionError
 from pyxim.expand import ExpansionContext, expand_string
 
 
@@ -15,8 +12,7 @@ def x(text: str, now: float = 1_795_536_185.0) -> str:
 def test_randint_stays_in_range() -> None:
     values = {int(x("${randint:10}")) for _ in range(200)}
     assert values <= set(range(10)) and len(values) > 3
-    with pytest.raises(ExpansionError, match="max must be > 1"):
-        x("${randint:1}")
+    assert x("${randint:1}") == "0"  # as exim4 -be prints it
 
 
 def test_newer_operators() -> None:

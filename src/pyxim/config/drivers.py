@@ -1,97 +1,95 @@
 """Driver option tables, found by Exim's driver names.
 
-Each router, transport and authenticator driver declares the options it
-takes (generic ones included). The built-in tables come from data/*.txt,
-which hold Exim 4.96's own -bP listings of each driver's defaults; a later
-module adds a driver (`driver = queuefile`) or options with register().
+Each router, transport and authenticator module registers its private
+options; the generic options of each kind live in that kind's package
+(pyxim.routers, pyxim.transports, pyxim.auth). A later module adds a driver
+(`driver = queuefile`) by calling register() when it is imported.
 """
 
 from __future__ import annotations
 
-from functools import lru_cache
+import importlib
+from collections.abc import Callable
 
-from pyxim.config.options import OptionDef, load_table
+from pyxim.config.options import OptionDef
 
-_TABLES: dict[tuple[str, str], dict[str, OptionDef]] = {}
-_PYXIM_EXTRAS: dict[tuple[str, str], list[OptionDef]] = {
-    ("transport", "smtp"): [OptionDef("arc_sign", "string", None)],
-    ("authenticator", "dovecot"): [OptionDef("server_tls", "bool", False)],
-}
+PACKAGES = {"router": "pyxim.routers", "transport": "pyxim.transports", "authenticator": "pyxim.auth"}
 
-
-def register(kind: str, driver: str, options: dict[str, OptionDef]) -> None:
-    _TABLES[(kind, driver)] = dict(options)
+_PRIVATE: dict[tuple[str, str], dict[str, OptionDef]] = {}
+_GENERIC_DEFAULTS: dict[tuple[str, str], dict[str, object]] = {}
+_MERGED: dict[tuple[str, str], dict[str, OptionDef]] = {}
+_INIT: dict[tuple[str, str], Callable[[dict[str, object], set[str]], None]] = {}
 
 
-def _generic(kind: str, samples: list[str]) -> dict[str, OptionDef]:
-    tables = [load_table(f"{kind}-{s}.txt") for s in samples]
-    common = set(tables[0])
-    for t in tables[1:]:
-        common &= set(t)
-    return {name: tables[0][name] for name in common}
+def register(
+    kind: str,
+    driver: str,
+    options: list[OptionDef] | dict[str, OptionDef],
+    generic_defaults: dict[str, object] | None = None,
+    init: Callable[[dict[str, object], set[str]], None] | None = None,
+) -> None:
+    """Make `driver = NAME` known for routers, transports or authenticators.
+
+    options: the driver's private options; generic_defaults: where this driver
+    starts a generic option from another default (accept's log_as_local);
+    init(options, explicit): settles defaults that depend on other options once
+    an instance is read (explicit: the names the configuration set).
+    """
+    if kind not in PACKAGES:
+        raise ValueError(f"unknown driver kind {kind!r}")
+    values = options.values() if isinstance(options, dict) else options
+    _PRIVATE[(kind, driver)] = {o.name: o for o in values}
+    _GENERIC_DEFAULTS[(kind, driver)] = dict(generic_defaults or {})
+    if init is not None:
+        _INIT[(kind, driver)] = init
+    else:
+        _INIT.pop((kind, driver), None)
+    _MERGED.pop((kind, driver), None)
 
 
-# Options set in the sample configuration that produced data/*.txt, so left
-# out of those listings; they are unset by default.
-_UNSET_IN_DATA = {
-    "router": {"*": ["transport"], "manualroute": ["route_list"], "redirect": ["data"]},
-    "transport": {"appendfile": ["file"], "pipe": ["command"], "lmtp": ["socket", "command"], "autoreply": ["file"]},
-    "authenticator": {"*": ["public_name"]},
-}
+def _load(kind: str) -> None:
+    importlib.import_module(PACKAGES[kind])  # its modules register themselves
 
 
-@lru_cache(maxsize=1)
-def _builtins() -> None:
-    for driver in ("accept", "redirect", "dnslookup", "manualroute"):
-        register("router", driver, load_table(f"router-{driver}.txt"))
-    generic_router = _generic("router", ["accept", "redirect", "dnslookup", "manualroute"])
-    for driver in ("ipliteral", "iplookup", "queryprogram"):
-        extra = {
-            "iplookup": ["hosts", "optional", "port", "protocol", "query", "response_pattern", "reroute", "timeout"],
-            "queryprogram": ["command", "command_group", "command_user", "current_directory", "timeout"],
-        }.get(driver, [])
-        table = dict(generic_router)
-        for name in extra:
-            table[name] = OptionDef(name, "time" if name == "timeout" else "bool" if name == "optional" else "string",
-                                    False if name == "optional" else None)
-        register("router", driver, table)
-    for driver in ("appendfile", "pipe", "smtp", "lmtp", "autoreply"):
-        register("transport", driver, load_table(f"transport-{driver}.txt"))
-    generic_transport = _generic("transport", ["appendfile", "pipe", "smtp", "lmtp", "autoreply"])
-    register("transport", "queuefile", {**generic_transport, "directory": OptionDef("directory", "string", None)})
-    for driver in ("plaintext", "cram_md5", "dovecot"):
-        register("authenticator", driver, load_table(f"auth-{driver}.txt"))
-    generic_auth = _generic("auth", ["plaintext", "cram_md5", "dovecot"])
-    for driver in ("external", "tls", "spa"):
-        register("authenticator", driver, dict(generic_auth))
-    for (kind, driver), extras in _PYXIM_EXTRAS.items():
-        for opt in extras:
-            _TABLES[(kind, driver)][opt.name] = opt
-    for (kind, driver), table in _TABLES.items():
-        for name in _UNSET_IN_DATA[kind].get("*", []) + _UNSET_IN_DATA[kind].get(driver, []):
-            table.setdefault(name, OptionDef(name, "string", None))
+def generic_options(kind: str) -> dict[str, OptionDef]:
+    """The options every driver of this kind takes (without `driver` itself)."""
+    module = importlib.import_module(PACKAGES[kind])
+    return {o.name: o for o in module.GENERIC_OPTIONS}
 
 
-_GENERIC_SAMPLES = {
-    "router": ("router", ["accept", "redirect", "dnslookup", "manualroute"]),
-    "transport": ("transport", ["appendfile", "pipe", "smtp", "lmtp", "autoreply"]),
-    "authenticator": ("auth", ["plaintext", "cram_md5", "dovecot"]),
-}
-
-
-@lru_cache(maxsize=3)
 def generic_option_names(kind: str) -> frozenset[str]:
-    """Options every driver of this kind has (Exim lists these first in -bP)."""
-    prefix, samples = _GENERIC_SAMPLES[kind]
-    names = set(_generic(prefix, samples)) | set(_UNSET_IN_DATA[kind].get("*", [])) | {"driver"}
-    return frozenset(names)
+    """Names Exim lists first in -bP (generic ones), `driver` included."""
+    return frozenset(generic_options(kind)) | {"driver"}
 
 
 def options_for(kind: str, driver: str) -> dict[str, OptionDef] | None:
-    _builtins()
-    return _TABLES.get((kind, driver))
+    """Generic and private options of one driver, or None when no such driver exists."""
+    _load(kind)
+    key = (kind, driver)
+    if key not in _PRIVATE:
+        return None
+    if key not in _MERGED:
+        merged = generic_options(kind)
+        for name, default in _GENERIC_DEFAULTS[key].items():
+            o = merged[name]
+            merged[name] = OptionDef(o.name, o.kind, default, o.hidden, o.alias_of, o.deprecated, o.repeat)
+        merged.update(_PRIVATE[key])
+        _MERGED[key] = merged
+    return _MERGED[key]
+
+
+def init_instance(kind: str, driver: str, options: dict[str, object], explicit: set[str]) -> None:
+    """Run the driver's init(), if it has one."""
+    init = _INIT.get((kind, driver))
+    if init is not None:
+        init(options, explicit)
+
+
+def private_option_names(kind: str, driver: str) -> frozenset[str]:
+    _load(kind)
+    return frozenset(_PRIVATE.get((kind, driver), {}))
 
 
 def drivers_of(kind: str) -> list[str]:
-    _builtins()
-    return sorted(d for k, d in _TABLES if k == kind)
+    _load(kind)
+    return sorted(d for k, d in _PRIVATE if k == kind)

@@ -1,10 +1,20 @@
 """The lexical layer of Exim's runtime configuration: lines, macros, directives.
 
-Turns a file into logical lines (each with its file and line number):
-comments and blank lines dropped, backslash continuations joined, `.include`
-and `.include_if_exists` followed, `.ifdef`/`.ifndef`/`.elifdef`/
-`.elifndef`/`.else`/`.endif` applied, macro definitions recorded and macros
-substituted. What the lines mean is parse.py's business.
+Turns a file into logical lines, each with its file and line number, the way
+Exim's get_config_line() does:
+
+- each physical line has its leading white space removed and macros replaced
+  (not in the name of a macro being defined), then
+- a line starting with "#" is a comment (even inside a continuation),
+- `.ifdef`/`.ifndef`/`.elifdef`/`.elifndef`/`.else`/`.endif` are physical lines;
+  `.ifdef ANYTHING` is true when a macro was replaced somewhere in the line,
+- `.include` / `.include_if_exists` need an absolute path (quotes allowed),
+- a line ending in a backslash continues on the next one, whose leading white
+  space is dropped; trailing white space is always dropped,
+- empty logical lines are ignored.
+
+Macro definitions are recorded by the section readers (they are logical lines
+starting with an upper-case letter); this module only provides the table.
 """
 
 from __future__ import annotations
@@ -13,177 +23,315 @@ import os
 import re
 from dataclasses import dataclass
 
+from pyxim import EXIM_COMPAT_VERSION
 from pyxim.errors import ConfigError
 
-MACRO_DEF = re.compile(r"([A-Z][A-Za-z0-9_]*)\s*(==?)\s*(.*)$", re.S)
-_NAME_CHAR = re.compile(r"[A-Za-z0-9_]")
+MACRO_NAME_MAX = 63
+_CONDITIONALS = ("ifdef", "ifndef", "elifdef", "elifndef", "else", "endif")
+_NESTING_MAX = 10  # Exim's conditional stack size
 
 
 @dataclass(slots=True)
 class Line:
     file: str
-    number: int
+    number: int  # the last physical line of the logical line, as Exim reports it
     text: str
+    is_macro: bool = False  # a macro definition, already recorded by the reader
 
 
 class Macros:
-    """Macro table in definition order; substitution as Exim does it."""
+    """Macros in definition order, command-line ones first; builtins (`_HAVE_*`, `_OPT_*`) on demand.
+
+    Substitution follows Exim 4.96: each macro in turn replaces every occurrence
+    of its name from the first upper-case letter (or `_X`) in the line onward,
+    anywhere in a word; text put in by one macro is scanned by the macros after
+    it, never by itself. Builtins are tried only when that first candidate is `_`.
+    """
 
     def __init__(self, initial: dict[str, str] | None = None) -> None:
         self.values: dict[str, str] = {}
         self.from_command_line: set[str] = set()
+        self._builtins: dict[str, str] | None = None
         for name, value in (initial or {}).items():
             self.values[name] = value
             self.from_command_line.add(name)
 
-    def define(self, name: str, value: str, redefine: bool, file: str | None = None, line: int | None = None) -> None:
+    # -- definitions ---------------------------------------------------------
+
+    def define(self, name: str, value: str, redefine: bool) -> None:
+        """Record NAME = value (redefine: the `==` form). Raises ConfigError in Exim's words."""
+        if len(name) > MACRO_NAME_MAX:
+            raise ConfigError(f"macro name too long (maximum is {MACRO_NAME_MAX} characters)")
+        existing = name in self.values
+        if existing and name not in self.from_command_line and not redefine:
+            raise ConfigError(f'macro "{name}" is already defined (use "==" if you want to redefine it)')
+        if not existing:
+            for other in self.values:
+                if len(other) < len(name) and other in name:
+                    raise ConfigError(
+                        f'"{name}" cannot be defined as a macro because previously defined macro "{other}" '
+                        "is a substring"
+                    )
         if name in self.from_command_line:
             return  # -D on the command line wins over the file
-        if name in self.values and not redefine:
-            raise ConfigError(f'macro "{name}" is already defined (use "==" if you want to redefine it)')
+        if redefine and not existing:
+            raise ConfigError(f'can\'t redefine an undefined macro "{name}"')
         self.values[name] = value
 
     def define_from_line(self, text: str) -> str:
-        m = MACRO_DEF.match(text.strip())
-        if not m:
+        """A logical line `NAME = value` or `NAME == value` (macros in the value already replaced)."""
+        m = re.match(r"([A-Za-z0-9_]*)\s*", text)
+        assert m is not None
+        name, rest = m.group(1), text[m.end() :]
+        if not rest.startswith("="):
             raise ConfigError("malformed macro definition")
-        name, op, value = m.groups()
-        # -be input may redefine freely (the config file already loaded)
-        del op
-        self.define(name, self.substitute(value.strip()), redefine=True)
+        redefine = rest.startswith("==")
+        value = rest[2 if redefine else 1 :].lstrip()
+        self.define(name, value, redefine)
         return name
 
-    def substitute(self, text: str) -> str:
-        if not self.values or not any(ch.isupper() for ch in text):
-            return text
-        names = sorted(self.values, key=len, reverse=True)
-        out: list[str] = []
-        i = 0
-        n = len(text)
-        while i < n:
-            ch = text[i]
-            if ch.isupper() and (i == 0 or not _NAME_CHAR.match(text[i - 1])):
-                for name in names:
-                    if text.startswith(name, i):
-                        out.append(self.values[name])
-                        i += len(name)
-                        break
-                else:
-                    out.append(ch)
-                    i += 1
-                continue
-            out.append(ch)
-            i += 1
-        return "".join(out)
+    # -- builtins ------------------------------------------------------------
+
+    @property
+    def builtins(self) -> dict[str, str]:
+        if self._builtins is None:
+            self._builtins = builtin_macros()
+        return self._builtins
+
+    def all_items(self) -> list[tuple[str, str]]:
+        """Builtins then user macros, the order `-bP macros` prints them in."""
+        return list(self.builtins.items()) + list(self.values.items())
+
+    def lookup(self, name: str) -> str | None:
+        if name in self.values:
+            return self.values[name]
+        if name.startswith("_"):
+            return self.builtins.get(name)
+        return None
+
+    # -- substitution --------------------------------------------------------
+
+    def substitute(self, text: str, start: int = 0) -> tuple[str, bool]:
+        """Replace macros in text[start:]; returns the new text and whether anything was replaced."""
+        pos = _next_candidate(text, start)
+        if pos >= len(text):
+            return text, False
+        items = list(self.values.items())
+        if text[pos] == "_":
+            items = list(self.builtins.items()) + items
+        found = False
+        for name, value in items:
+            pos = _next_candidate(text, pos)
+            if pos >= len(text):
+                break
+            if name in text[pos:]:
+                text = text[:pos] + text[pos:].replace(name, value)
+                found = True
+        return text, found
+
+    def substitute_line(self, text: str) -> str:
+        """A whole logical line as -be input sees it: macros replaced, a definition's name kept."""
+        return self.substitute(text, _definition_value_start(text))[0]
+
+
+def _next_candidate(text: str, pos: int) -> int:
+    n = len(text)
+    while pos < n:
+        ch = text[pos]
+        if "A" <= ch <= "Z" or (ch == "_" and pos + 1 < n and "A" <= text[pos + 1] <= "Z"):
+            return pos
+        pos += 1
+    return n
+
+
+def _definition_value_start(text: str) -> int:
+    """Where substitution may start: after `NAME` when the line defines a macro, else 0."""
+    if not text or not ("A" <= text[0] <= "Z"):
+        return 0
+    m = re.match(r"[A-Za-z0-9_]*\s*", text)
+    assert m is not None
+    return m.end() if text[m.end() : m.end() + 1] == "=" else 0
+
+
+def builtin_macros() -> dict[str, str]:
+    """pyxim's `_HAVE_*`, `_DRIVER_*` and `_OPT_*` macros (what this build offers).
+
+    Longer names come first so that a name that is a leading part of another
+    never replaces it (Exim gets the same effect from reverse-alphabetic order).
+    """
+    from pyxim.config.drivers import drivers_of, generic_options, options_for
+    from pyxim.config.main_table import MAIN_TABLE
+
+    names: list[str] = [
+        f"_HAVE_{f}"
+        for f in (
+            "DNSSEC",
+            "EVENT",
+            "IPV6",
+            "OCSP",
+            "PRDR",
+            "PROXY",
+            "SRS",
+            "TLS",
+            "LKUP_DNSDB",
+            "LKUP_DSEARCH",
+            "LKUP_LSEARCH",
+            "LKUP_SQLITE",
+        )
+    ]
+    names += [f"_OPT_MAIN_{o.upper()}" for o in MAIN_TABLE if not o.startswith("*")]
+    from pyxim.config.sections import ACL_CONDITIONS, ACL_MODIFIERS
+
+    names += [f"_ACL_COND_{c.upper()}" for c in ACL_CONDITIONS] + [
+        f"_ACL_MOD_{m.upper()}" for m in ACL_MODIFIERS
+    ]
+    groups = {"router": "ROUTER", "transport": "TRANSPORT", "authenticator": "AUTHENTICATOR"}
+    for kind, word in groups.items():
+        names += [f"_OPT_{word}S_{o.upper()}" for o in list(generic_options(kind)) + ["driver"]]
+        for driver in drivers_of(kind):
+            names.append(f"_DRIVER_{word}_{driver.upper()}")
+            private = set(options_for(kind, driver) or {}) - set(generic_options(kind))
+            names += [f"_OPT_{word}_{driver.upper()}_{o.upper()}" for o in private if not o.startswith("*")]
+    return {name: "y" for name in sorted(set(names), reverse=True)}
 
 
 class Reader:
-    def __init__(self, macros: Macros) -> None:
-        self.macros = macros
-        self.lines: list[Line] = []
-        self.depth = 0
+    """Reads a file (and what it includes) into logical lines."""
 
-    def read_file(self, path: str, must_exist: bool = True, from_line: Line | None = None) -> None:
-        self.depth += 1
-        if self.depth > 20:
-            raise ConfigError(".include nested too deeply", from_line.file if from_line else path,
-                              from_line.number if from_line else None)
+    def __init__(self, macros: Macros, main_directory: str = ".") -> None:
+        self.macros = macros
+        self.main_directory = main_directory  # relative .include paths start here (Exim 4.96)
+        self.lines: list[Line] = []
+        # What -bP config prints: the logical lines as read, and file positions.
+        self.listing: list[str] = [f"# Exim Configuration ({EXIM_COMPAT_VERSION})"]
+        self._depth = 0
+        self._section = ""  # macro definitions are recognised as the section reading them does
+
+    def read_file(self, path: str) -> None:
         try:
             with open(path, encoding="utf-8", errors="surrogateescape") as f:
-                raw_lines = f.read().split("\n")
-        except OSError:
-            self.depth -= 1
-            if not must_exist:
-                return
-            if from_line is not None:
-                raise ConfigError(f"failed to open included configuration file {path}", from_line.file,
-                                  from_line.number) from None
-            raise ConfigError(f"configuration file {path} not found", path) from None
-        # conditional state: list of (active, taken_already, parent_active)
-        stack: list[tuple[bool, bool]] = []
-        active = True
-        i = 0
-        total = len(raw_lines)
-        while i < total:
-            number = i + 1
-            text = raw_lines[i].strip()
-            i += 1
-            # backslash continuation; comment lines inside a continuation are skipped
-            while text.endswith("\\") and i < total:
-                nxt = raw_lines[i].strip()
-                i += 1
-                if nxt.startswith("#"):
-                    continue
-                text = text[:-1] + nxt
-            if not text or text.startswith("#"):
+                raw = f.read()
+        except OSError as exc:
+            raise ConfigError(f"failed to open configuration file {path}: {exc.strerror}") from None
+        self._read(path, raw)
+
+    def _read(self, path: str, raw: str) -> None:
+        physical = raw.split("\n")
+        if physical and physical[-1] == "":
+            physical.pop()
+        # Conditional state as Exim keeps it: 0 reading, 1 skipping to .else/.elif, 2 skipping to .endif.
+        state = 0
+        stack: list[int] = []
+        parts: list[str] = []  # physical pieces of the logical line being built
+        for index, raw_line in enumerate(physical):
+            number = index + 1
+            if number == 1:
+                self.listing.append(f'# 1 "{path}"')
+            text = raw_line.lstrip()
+            start = _definition_value_start(text) if not parts else 0
+            text, found = self.macros.substitute(text, start)
+            text = text.lstrip()
+            if text.startswith("#"):
                 continue
             if text.startswith("."):
-                word, _, arg = text.partition(" ")
-                arg = arg.strip()
-                here = Line(path, number, text)
-                if word in (".ifdef", ".ifndef"):
-                    defined = self.macros.substitute(arg) != arg or arg in self.macros.values
-                    cond = defined if word == ".ifdef" else not defined
-                    stack.append((active, cond and active))
-                    active = active and cond
+                word = re.match(r"\.([a-z]+)(?=[ \t]|$)", text)
+                if word and word.group(1) in _CONDITIONALS:
+                    state = self._conditional(word.group(1), found, state, stack, path, number)
                     continue
-                if word in (".elifdef", ".elifndef", ".else"):
-                    if not stack:
-                        raise ConfigError(f"{word} without matching .ifdef", path, number)
-                    parent, taken = stack[-1]
-                    if word == ".else":
-                        cond = True
-                    else:
-                        defined = arg in self.macros.values or self.macros.substitute(arg) != arg
-                        cond = defined if word == ".elifdef" else not defined
-                    active = parent and not taken and cond
-                    stack[-1] = (parent, taken or active)
-                    continue
-                if word == ".endif":
-                    if not stack:
-                        raise ConfigError(".endif without matching .ifdef", path, number)
-                    active = stack.pop()[0]
-                    continue
-                if not active:
-                    continue
-                if word in (".include", ".include_if_exists"):
-                    target = self.macros.substitute(arg)
-                    if not target.startswith("/"):
-                        target = os.path.join(os.path.dirname(os.path.abspath(path)), target)
-                    self.read_file(target, must_exist=(word == ".include"), from_line=here)
-                    continue
-                raise ConfigError(f'unknown directive "{word}"', path, number)
-            if not active:
+            if state != 0:
                 continue
-            m = MACRO_DEF.match(text)
-            if m and not text.lower().startswith("begin "):
-                name, op, value = m.groups()
-                try:
-                    self.macros.define(name, self.macros.substitute(value.strip()), redefine=(op == "=="))
-                except ConfigError as exc:
-                    raise ConfigError(exc.message) from None
+            include = re.match(r"\.include(_if_exists)?\s", text)
+            if include:
+                self._include(text[include.end() :], bool(include.group(1)), path, number)
                 continue
-            self.lines.append(Line(path, number, self.macros.substitute(text)))
+            text = text.rstrip()
+            if not text:
+                if parts:  # an empty line ends a continued line
+                    self._logical("".join(parts), path, number)
+                    parts = []
+                continue
+            if text.endswith("\\"):
+                parts.append(text[:-1])
+                continue
+            parts.append(text)
+            self._logical("".join(parts), path, number)
+            parts = []
         if stack:
-            last = total - 1 if raw_lines and raw_lines[-1] == "" else total
-            raise ConfigError("Unexpected end of configuration file: .endif missing", path, last)
-        self.depth -= 1
+            raise ConfigError("Unexpected end of configuration file: .endif missing", path, len(physical))
+        if parts:
+            self._logical("".join(parts), path, len(physical))
+
+    def _conditional(
+        self, word: str, found: bool, state: int, stack: list[int], path: str, number: int
+    ) -> int:
+        # Transitions of Exim's table: the column is "true", "false", "elif true/else", "elif false".
+        table = ((0, 1, 2, 2), (2, 2, 0, 1), (2, 2, 2, 2))
+        if word in ("ifdef", "ifndef"):
+            if len(stack) >= _NESTING_MAX:
+                raise ConfigError(f".{word} nested too deeply", path, number)
+            stack.append(state)
+            truth = found if word == "ifdef" else not found
+            return table[state][0 if truth else 1]
+        if not stack:
+            raise ConfigError(f".{word} without matching .ifdef", path, number)
+        if word == "endif":
+            return stack.pop()
+        if word == "else":
+            return table[state][2]
+        truth = found if word == "elifdef" else not found
+        return table[state][2 if truth else 3]
+
+    def _include(self, arg: str, if_exists: bool, path: str, number: int) -> None:
+        target = arg.strip()
+        if len(target) >= 2 and target.startswith('"') and target.endswith('"'):
+            target = target[1:-1]
+        if not target.startswith("/"):
+            target = f"{self.main_directory}/{target}"
+        if if_exists and not os.path.exists(target):
+            return
+        self._depth += 1
+        if self._depth > 20:  # Exim has no limit but would run out of file descriptors
+            raise ConfigError(".include nested too deeply", path, number)
+        try:
+            with open(target, encoding="utf-8", errors="surrogateescape") as f:
+                raw = f.read()
+        except OSError:
+            raise ConfigError(f"failed to open included configuration file {target}", path, number) from None
+        self.listing.append(f'# {number} "{path}"')
+        self._read(target, raw)
+        self.listing.append(f'# {number} "{path}"')
+        self._depth -= 1
+
+    def _logical(self, text: str, path: str, number: int) -> None:
+        self.listing.append(text)
+        line = Line(path, number, text)
+        if text[:6].lower() == "begin ":
+            self._section = text[6:].strip().lower()
+        elif self._is_definition(text):
+            line.is_macro = True
+            try:
+                self.macros.define_from_line(text)
+            except ConfigError as exc:
+                raise ConfigError(exc.message, path, number) from None
+        self.lines.append(line)
+
+    def _is_definition(self, text: str) -> bool:
+        """In the main section any line starting in upper case; in ACL and driver sections `NAME =`."""
+        if not self._section:
+            return text[0].isupper()
+        if self._section.rstrip("s") in ("acl", "router", "transport", "authenticator"):
+            m = re.match(r"([A-Za-z][A-Za-z0-9_]*)\s*=", text)
+            return bool(m) and text[0].isupper()
+        return False
 
 
 def unquote(value: str) -> str:
-    """A value in double quotes has its escapes interpreted and the quotes removed."""
+    """A value in double quotes has its escapes interpreted and the quotes removed (no errors)."""
     if len(value) >= 2 and value.startswith('"') and value.endswith('"'):
-        from pyxim.expand.parser import interpret_escape
+        from pyxim.config.options import read_string
 
-        inner = value[1:-1]
-        out: list[str] = []
-        i = 0
-        while i < len(inner):
-            if inner[i] == "\\" and i + 1 < len(inner):
-                ch, i = interpret_escape(inner, i)
-                out.append(ch)
-            else:
-                out.append(inner[i])
-                i += 1
-        return "".join(out)
+        try:
+            return read_string("", value)
+        except ConfigError:
+            return value
     return value

@@ -1,60 +1,117 @@
-"""Password checks for the crypteq condition: {md5} {sha1} {sha256} {crypt} {crypt16} and plain crypt(3)."""
+"""Password checks for the crypteq condition: ${if crypteq{password}{encrypted}…}.
+
+The encrypted text says how it was made:
+
+  {md5}…     MD5 of the password, as 24 characters of base64 (compared
+             exactly) or 32 hex digits (either case). Any other length fails.
+  {sha1}…    SHA-1, likewise as 28 base64 characters or 40 hex digits.
+  {crypt}…   the system's crypt(3) with the rest as its setting, so DES,
+             $1$ (MD5), $5$, $6$, yescrypt… whatever libcrypt knows.
+  {crypt16}… Exim's crypt16: DES over the first 8 characters and, for a
+             longer password, DES again over the next 8 with a salt taken
+             from the first result.
+  no prefix  as {crypt}.
+
+Any other "{" prefix is an error (Exim 4.96 knows no {sha256} here), and the
+prefix names are caseless. Fewer than two characters after the prefix never
+match: crypt() would happily agree with an empty string.
+
+Python 3.13 dropped the crypt module, so crypt(3) is called in libcrypt
+through ctypes.
+"""
 
 from __future__ import annotations
 
 import base64
-import binascii
 import ctypes
 import ctypes.util
+import errno
 import hashlib
-import hmac
-from functools import lru_cache
+import os
+import threading
+from collections.abc import Callable
+from functools import cache
+from typing import Any
+
+from pyxim.errors import ExpansionError
+
+_LOCK = threading.Lock()  # crypt() returns a pointer into a static buffer
 
 
-@lru_cache(maxsize=1)
-def _libcrypt():  # type: ignore[no-untyped-def]
+@cache
+def _libcrypt() -> Any:
     name = ctypes.util.find_library("crypt")
     if not name:
         return None
-    lib = ctypes.CDLL(name)
-    lib.crypt.restype = ctypes.c_char_p
-    lib.crypt.argtypes = [ctypes.c_char_p, ctypes.c_char_p]
-    return lib
-
-
-def _crypt(password: bytes, salt: bytes) -> bytes | None:
-    lib = _libcrypt()
-    if lib is None:
+    try:
+        lib = ctypes.CDLL(name, use_errno=True)
+        func = lib.crypt
+    except (OSError, AttributeError):
         return None
-    result = lib.crypt(password, salt)
+    func.restype = ctypes.c_char_p
+    func.argtypes = [ctypes.c_char_p, ctypes.c_char_p]
+    return func
+
+
+def system_crypt(password: bytes, setting: bytes) -> bytes | None:
+    """crypt(3); None where it returns NULL (errno then says why)."""
+    func = _libcrypt()
+    if func is None:
+        # No libcrypt: as if crypt() failed with ENOSYS.
+        raise ExpansionError(f"crypt error: {os.strerror(errno.ENOSYS)}\n")
+    with _LOCK:
+        ctypes.set_errno(0)
+        result = func(password, setting)
+        err = ctypes.get_errno()
+    if result is None:
+        if err in (0, errno.EINVAL):
+            return None
+        # Exim's message really does end in a newline.
+        raise ExpansionError(f"crypt error: {os.strerror(err)}\n")
+    return bytes(result)
+
+
+def crypt16(password: bytes, setting: bytes) -> bytes | None:
+    """Exim's own crypt16(): two DES blocks of the password, 24 characters in all."""
+    first = system_crypt(password, setting)
+    if first is None:
+        return None
+    result = first[:13]
+    if len(password) > 8 and len(result) == 13:
+        second = system_crypt(password[8:], result[2:4])
+        if second is not None:
+            result += second[2:13]
     return result
 
 
-def _digest_matches(digest: bytes, encoded: str) -> bool:
-    text = encoded.strip()
-    if len(text) == 2 * len(digest) and all(c in "0123456789abcdefABCDEF" for c in text):
-        return hmac.compare_digest(digest.hex(), text.lower())
-    try:
-        return hmac.compare_digest(base64.b64decode(text, validate=True), digest)
-    except (binascii.Error, ValueError):
+def _digest_matches(digest: bytes, coded: bytes, b64_length: int, hex_length: int) -> bool:
+    if len(coded) == b64_length:
+        return base64.b64encode(digest) == coded
+    if len(coded) == hex_length:
+        return digest.hex().encode() == coded.lower()
+    return False
+
+
+def _crypt_matches(password: bytes, coded: bytes, method: Callable[[bytes, bytes], bytes | None]) -> bool:
+    result = method(password, coded)
+    if result is None or len(coded) < 2:
         return False
+    return result == coded
 
 
 def crypteq(password: str, encrypted: str) -> bool:
+    """True when `password` encrypts to `encrypted` (see the module's docstring for the forms)."""
     pw = password.encode("utf-8", "surrogateescape")
-    low = encrypted.lower()
-    if low.startswith("{md5}"):
-        return _digest_matches(hashlib.md5(pw).digest(), encrypted[5:])
-    if low.startswith("{sha1}"):
-        return _digest_matches(hashlib.sha1(pw).digest(), encrypted[6:])
-    if low.startswith("{sha256}"):
-        return _digest_matches(hashlib.sha256(pw).digest(), encrypted[8:])
-    if low.startswith("{crypt}"):
-        encrypted = encrypted[7:]
-    elif low.startswith(("{crypt16}", "{des}")):
-        encrypted = encrypted[encrypted.index("}") + 1 :]
     enc = encrypted.encode("utf-8", "surrogateescape")
-    if len(enc) < 2:
-        return False
-    result = _crypt(pw, enc)
-    return result is not None and hmac.compare_digest(result, enc)
+    prefix = enc[:9].lower()
+    if prefix.startswith(b"{md5}"):
+        return _digest_matches(hashlib.md5(pw).digest(), enc[5:], 24, 32)
+    if prefix.startswith(b"{sha1}"):
+        return _digest_matches(hashlib.sha1(pw).digest(), enc[6:], 28, 40)
+    if prefix.startswith(b"{crypt}"):
+        return _crypt_matches(pw, enc[7:], system_crypt)
+    if prefix.startswith(b"{crypt16}"):
+        return _crypt_matches(pw, enc[9:], crypt16)
+    if enc.startswith(b"{"):
+        raise ExpansionError(f'unknown encryption mechanism in "{encrypted}"')
+    return _crypt_matches(pw, enc, system_crypt)

@@ -126,13 +126,15 @@ class Evaluation:
             raise ExpansionError(f'unknown expansion operator "{node.name}"')
 
     def eval_item(self, node: N.Item) -> str:
-        if node.spec.name in self.ctx.forbidden:
-            raise ExpansionError(f'"{node.spec.name}" expansions are not permitted')
+        # each item checks ctx.forbidden itself, with Exim's own wording
         if node.spec.lazy:
             return node.spec.func(self, list(node.args))
         return node.spec.func(self, [self.eval_seq(a) for a in node.args if isinstance(a, N.Seq)])
 
     def skip_item(self, node: N.Item) -> None:
+        if node.spec.skip is not None:
+            node.spec.skip(self, list(node.args))
+            return
         for a in node.args:
             if isinstance(a, N.Seq):
                 self.skip_seq(a)
@@ -206,9 +208,14 @@ class Evaluation:
         saved_value = self.bound.get("value")
         try:
             try:
-                value = lookups.lookup(self.ctx, node.type_spec, filename, key)
+                result = lookups.search(self.ctx, node.type_spec, filename, key)
             except LookupDefer as exc:
                 raise LookupDefer(f'lookup of "{_printing(key)}" gave DEFER: {exc.message}') from None
+            if result.captures is not None:
+                # a partial or default (*) match: $1 is the wild part, $2 the fixed part
+                zero = saved[0] if saved else ""
+                self.set_captures([zero, *result.captures])
+            value = result.value
             return self.yesno(node.yesno, value is not None, value, saved_value)
         finally:
             self.captures = saved
@@ -408,6 +415,13 @@ class Evaluation:
     def skip_condnode(self, c: N.Cond) -> None:
         for a in c.args:
             self.skip_seq(a)
+        # Exim still builds a skipped condition's arguments from their literal
+        # text (variables and items give nothing) and checks some of them.
+        from pyxim.expand.conditions import check_when_skipped
+
+        check_when_skipped(
+            c.opname, ["".join(p.value for p in a.parts if isinstance(p, N.Text)) for a in c.args]
+        )
 
     def test_group(self, g: N.BoolGroup) -> bool:
         want_all = g.kind == "and"
@@ -451,6 +465,12 @@ class Evaluation:
         # Exim's result is the last condition evaluated, false for an empty
         # list — so forall over nothing is false.
         result = False
+        # Exim reads the condition once in skip mode first (to find its end),
+        # so a bad bool{} fails even over an empty list.
+        try:
+            self.skip_cond(f.cond)
+        except ExpansionError as exc:
+            raise type(exc)(f'{exc.message} inside "{f.kind}" condition') from None
         for item in items:
             with self.bind("item", item):
                 try:

@@ -24,7 +24,7 @@ from typing import Any
 
 from pyxim.errors import ExpansionError
 from pyxim.expand import nodes as N
-from pyxim.expand.registry import CONDITIONS, ITEMS, OPERATORS, ConditionSpec, ItemSpec
+from pyxim.expand.registry import CONDITIONS, ITEMS, OPERATORS, ConditionSpec
 
 HEADER_PREFIXES = ("h", "header", "rh", "rheader", "bh", "bheader", "lh", "lheader")
 
@@ -33,8 +33,7 @@ SPECIAL_ITEMS = frozenset(
     {"if", "lookup", "extract", "filter", "map", "reduce", "sort", "acl", "certextract", "authresults"}
 )
 
-# Items whose argument at this index may be the word `fail` instead of a string.
-FAIL_OK_ITEMS = {"run": 2}
+_LIST_MATCH_CONDITIONS = frozenset({"match_address", "match_domain", "match_ip", "match_local_part"})
 
 FORALL_KINDS = frozenset({"forall", "forany", "forall_json", "forany_json", "forall_jsons", "forany_jsons"})
 
@@ -230,8 +229,8 @@ class Parser:
             return getattr(self, "item_" + name)(i)
         spec = ITEMS.get(name)
         if spec is not None:
-            if name in FAIL_OK_ITEMS:
-                return self.item_with_fail(i, spec, FAIL_OK_ITEMS[name])
+            if spec.parse is not None:
+                return spec.parse(self, i, spec)
             args, i = self.read_subs(i, spec.max_args, spec.min_args, name)
             return N.Item(spec, tuple(args)), i
         nxt = self.peek(i)
@@ -275,24 +274,6 @@ class Parser:
             i += 1
         return args, i
 
-    def item_with_fail(self, i: int, spec: ItemSpec, fail_at: int) -> tuple[N.Item, int]:
-        """An item whose no-string may be the word `fail` (Exim's process_yesno)."""
-        args, i = self.read_subs(i, fail_at, spec.min_args, spec.name, check_end=False)
-        i = self.skip_ws(i)
-        if len(args) == fail_at and self.peek(i) == "{":
-            arg, i = self.parse_brace_arg(i)
-            args.append(arg)
-        elif len(args) == fail_at and self.peek(i) not in ("}", ""):
-            word, j = self.read_name(i, "_")
-            if word != "fail":
-                raise ExpansionError(f'syntax error in "{spec.name}" item - "fail" expected')
-            args.append(N.FailMarker())  # type: ignore[arg-type]
-            i = j
-        i = self.skip_ws(i)
-        if self.peek(i) != "}":
-            raise self.yesno_curly("did not close with '}'", i)
-        return N.Item(spec, tuple(args)), i + 1
-
     # -- yes/no strings -----------------------------------------------------
 
     def parse_yesno(self, i: int, kind: str) -> tuple[N.YesNo, int]:
@@ -324,7 +305,13 @@ class Parser:
     def item_if(self, i: int) -> tuple[N.If, int]:
         i = self.skip_ws(i)
         cond, i = self.parse_condition(i)
-        yesno, i = self.parse_yesno(i, "if")
+        try:
+            yesno, i = self.parse_yesno(i, "if")
+        except ExpansionError:
+            # Exim evaluates the condition before it reads the yes/no part, so
+            # an error the condition is bound to raise is reported first.
+            _check_literal_condition(cond)
+            raise
         return N.If(cond, yesno), i
 
     def item_lookup(self, i: int) -> tuple[N.Lookup, int]:
@@ -475,13 +462,16 @@ class Parser:
             else:
                 break
         ch = self.peek(i)
-        if ch.isascii() and ch.isalpha():
-            opname, i = self.read_name(i, "_")
-        else:
-            j = i
-            while j < self.n and self.s[j] in "<=>":
+        if ch and ch in "<=>":
+            # Exim: one of = < > and at most one = after it ("<==" is "<=" then junk)
+            j = i + 1
+            if self.peek(j) == "=":
                 j += 1
             opname, i = self.s[i:j], j
+        elif ch.isascii() and ch.isalnum():
+            opname, i = self.read_name(i, "_")
+        else:
+            opname = ""
         if not opname:
             raise ExpansionError(f'condition name expected, but found "{self.s[i : i + 16]}"')
         if opname == "def":
@@ -512,7 +502,10 @@ class Parser:
                 if k == 0:
                     raise ExpansionError(f'missing {{ after "{opname}"')
                 raise ExpansionError(f'missing 2nd string in {{}} after "{opname}"')
-            arg, i = self.parse_brace_arg(i)
+            # Exim does not expand the list of the match_* conditions
+            # (EXPAND_LISTMATCH_RHS is off): "$" stays literal there.
+            honour = not (k == 1 and opname in _LIST_MATCH_CONDITIONS)
+            arg, i = self.parse_brace_arg(i, honour_dollar=honour)
             args.append(arg)
         return N.Cond(spec, opname, tuple(args), negate), i
 
@@ -591,6 +584,13 @@ class Parser:
 def parse(text: str) -> N.Seq:
     """Parse an expansion string (cached: configuration strings are expanded over and over)."""
     return Parser(text).parse_top()
+
+
+def _check_literal_condition(cond: Any) -> None:
+    if isinstance(cond, N.Cond) and all(all(isinstance(p, N.Text) for p in a.parts) for a in cond.args):
+        from pyxim.expand.conditions import check_when_skipped
+
+        check_when_skipped(cond.opname, ["".join(p.value for p in a.parts) for a in cond.args])
 
 
 def parse_condition_text(text: str) -> Any:

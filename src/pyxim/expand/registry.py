@@ -93,16 +93,28 @@ class ItemSpec:
     max_args: int
     func: ItemFunc
     lazy: bool = False
+    # parse(parser, i, spec) -> (node, i): items with a syntax of their own
+    # (options after the name, a yes/no part with "fail"), called after the name.
+    parse: Callable[..., Any] | None = None
+    # skip(evaluation, args): what an item still checks in a branch not taken
+    skip: Callable[..., None] | None = None
 
 
 ITEMS: dict[str, ItemSpec] = {}
 
 
 def item(
-    name: str, min_args: int, max_args: int | None = None, lazy: bool = False
+    name: str,
+    min_args: int,
+    max_args: int | None = None,
+    lazy: bool = False,
+    parse: Callable[..., Any] | None = None,
+    skip: Callable[..., None] | None = None,
 ) -> Callable[[ItemFunc], ItemFunc]:
     def register(func: ItemFunc) -> ItemFunc:
-        ITEMS[name] = ItemSpec(name, min_args, max_args if max_args is not None else min_args, func, lazy)
+        ITEMS[name] = ItemSpec(
+            name, min_args, max_args if max_args is not None else min_args, func, lazy, parse, skip
+        )
         return func
 
     return register

@@ -21,6 +21,7 @@ from pyxim.acl.engine import (
     run_acl,
 )
 from pyxim.config.model import Config
+from pyxim.config.options import read_size
 from pyxim.errors import ExpansionError
 from pyxim.expand import ExpansionContext, expand_string
 from pyxim.expand.taint import Tainted
@@ -137,7 +138,18 @@ class SmtpSession:
         return resolve_variable(_Ev(self.ctx), "primary_hostname")
 
     def _size_limit(self) -> int:
-        return int(self.config.main.get("message_size_limit") or 0)
+        # message_size_limit is an expanded string in Exim 4.9x ("50M", or
+        # something depending on $sender_host_address); before the context
+        # exists only a literal value can be read.
+        text = str(self.config.main.get("message_size_limit") or "0")
+        if "$" in text:
+            if getattr(self, "ctx", None) is None:
+                return 0
+            try:
+                text = expand_string(text, self.ctx)
+            except ExpansionError:
+                return 0
+        return read_size(str(text)) or 0
 
     def _host_in(self, option: str) -> bool:
         value = self.config.main.get(option)
@@ -348,7 +360,7 @@ class SmtpSession:
         mechanisms = self._auth_mechanisms()
         self.auth_advertised = bool(mechanisms)
         if mechanisms:
-            lines.append("AUTH " + " ".join(m.options.get("public_name") or m.name.upper() for m in mechanisms))
+            lines.append("AUTH " + " ".join((m.options.get("public_name") or m.name).upper() for m in mechanisms))
         if self._host_in("chunking_advertise_hosts"):
             lines.append("CHUNKING")
         self.tls_advertised = (

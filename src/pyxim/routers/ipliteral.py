@@ -1,0 +1,10 @@
+"""The ipliteral router: its option table (Exim 4.96 names, types and defaults)."""
+
+from __future__ import annotations
+
+from pyxim.config.drivers import register
+from pyxim.config.options import OptionDef
+
+OPTIONS: list[OptionDef] = []
+
+register("router", "ipliteral", OPTIONS)

@@ -1,0 +1,60 @@
+"""The redirect router: its option table (Exim 4.96 names, types and defaults)."""
+
+from __future__ import annotations
+
+from pyxim.config.drivers import register
+from pyxim.config.options import OptionDef, opt
+
+OPTIONS: list[OptionDef] = [
+    opt("allow_defer", "bool", False),
+    opt("allow_fail", "bool", False),
+    opt("allow_filter", "bool", False),
+    opt("allow_freeze", "bool", False),
+    opt("check_ancestor", "bool", False),
+    opt("check_group", "bool", False),
+    opt("check_owner", "bool", False),
+    opt("data"),
+    opt("directory_transport"),
+    opt("file"),
+    opt("file_transport"),
+    opt("filter_prepend_home", "bool", True),
+    opt("forbid_blackhole", "bool", False),
+    opt("forbid_exim_filter", "bool", False),
+    opt("forbid_file", "bool", False),
+    opt("forbid_filter_dlfunc", "bool", False),
+    opt("forbid_filter_existstest", "bool", False),
+    opt("forbid_filter_logwrite", "bool", False),
+    opt("forbid_filter_lookup", "bool", False),
+    opt("forbid_filter_perl", "bool", False),
+    opt("forbid_filter_readfile", "bool", False),
+    opt("forbid_filter_readsocket", "bool", False),
+    opt("forbid_filter_reply", "bool", False),
+    opt("forbid_filter_run", "bool", False),
+    opt("forbid_include", "bool", False),
+    opt("forbid_pipe", "bool", False),
+    opt("forbid_sieve_filter", "bool", False),
+    opt("forbid_smtp_code", "bool", False),
+    opt("hide_child_in_errmsg", "bool", False),
+    opt("ignore_eacces", "bool", False),
+    opt("ignore_enotdir", "bool", False),
+    opt("include_directory"),
+    opt("modemask", "octint", 18),
+    opt("one_time", "bool", False),
+    opt("owners", "uidlist"),
+    opt("owngroups", "gidlist"),
+    opt("pipe_transport"),
+    opt("qualify_domain"),
+    opt("qualify_preserve_domain", "bool", False),
+    opt("repeat_use", "bool", True),
+    opt("reply_transport"),
+    opt("rewrite", "bool", True),
+    opt("sieve_enotify_mailto_owner"),
+    opt("sieve_subaddress"),
+    opt("sieve_useraddress"),
+    opt("sieve_vacation_directory"),
+    opt("skip_syntax_errors", "bool", False),
+    opt("syntax_errors_text"),
+    opt("syntax_errors_to"),
+]
+
+register("router", "redirect", OPTIONS)
