@@ -33,6 +33,14 @@ smart:
   domains = smart.example
   route_list = * 10.0.0.1:10.0.0.2
   transport = remote_smtp
+missing:
+  driver = accept
+  domains = missing.example
+  transport = no_such_transport
+chosen:
+  driver = accept
+  domains = chosen.example
+  transport = ${if eq{$local_part}{r}{remote_smtp}{local_delivery}}
 aliases:
   driver = redirect
   domains = +local_domains
@@ -63,6 +71,7 @@ later: :defer: try again
 ADDRESSES = [
     "x@example.org", "postmaster@example.org", "abuse@example.org", "gone@example.org", "hole@example.org",
     "later@example.org", "nobody@example.org", "u@smart.example", "u@other.example", "X", "<bad",
+    "u@missing.example", "r@chosen.example", "l@chosen.example",
 ]
 
 

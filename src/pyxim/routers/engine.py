@@ -184,7 +184,7 @@ def _route_one(config: Config, address: str, parents: list[str], generation: int
             if not _preconditions(inst, context, verifying):
                 continue
             if inst.driver == "accept":
-                result.router, result.transport = inst.name, str(inst.options.get("transport") or "")
+                result.router, result.transport = inst.name, _transport_name(config, inst, context)
                 return result
             if inst.driver == "redirect":
                 data = _expand_option(inst, "data", context)
@@ -219,10 +219,13 @@ def _route_one(config: Config, address: str, parents: list[str], generation: int
                 hosts = _manualroute(inst, context, inst.name) if inst.driver == "manualroute" else _dnslookup(inst, context)
                 if hosts is None:
                     continue
-                result.router, result.transport = inst.name, str(inst.options.get("transport") or "")
+                result.router, result.transport = inst.name, _transport_name(config, inst, context)
                 result.hosts = hosts
                 return result
             # drivers whose routing is not implemented yet decline
+        except _RouterDefer as exc:
+            result.outcome, result.message = "deferred", str(exc)
+            return result
         except LookupDefer as exc:
             result.outcome, result.message = "deferred", exc.message
             return result
@@ -233,6 +236,21 @@ def _route_one(config: Config, address: str, parents: list[str], generation: int
             break
     result.outcome, result.message = "failed", "Unrouteable address"
     return result
+
+
+class _RouterDefer(Exception):
+    """A router cannot finish (its transport is missing): the address is deferred."""
+
+
+def _transport_name(config: Config, inst: DriverInstance, ctx: ExpansionContext) -> str:
+    """The router's transport, expanded when it holds a "$"; Exim defers an
+    address whose router names a transport that does not exist."""
+    name = str(inst.options.get("transport") or "")
+    if "$" in name:
+        name = expand_string(name, ctx)
+    if name and all(t.name != name for t in config.transports):
+        raise _RouterDefer(f'transport "{name}" not found in {inst.name} router')
+    return name
 
 
 def _qualify(config: Config, ctx: ExpansionContext) -> str:
