@@ -104,6 +104,39 @@ def _iterate(text: str, sep: str, i: int) -> Iterator[str]:
         yield _carry("".join(buf).rstrip(_SPACE), text)
 
 
+def leading_items(text: str, count: int, default_sep: str = ":") -> tuple[list[str], str | None]:
+    """The first `count` items of a list and the unread rest of it, as Exim's
+    string_nextinlist leaves its pointer (None when the list ran out first).
+    The rest starts just after the separator that ended the last item."""
+    sep, i = list_separator(text, default_sep)
+    if sep == "\x00":
+        return [], None
+    items: list[str] = []
+    n = len(text)
+    special = ord(sep) < 32 or ord(sep) == 127
+    while len(items) < count:
+        while i < n and text[i] in _SPACE and text[i] != sep:
+            i += 1
+        if i >= n:
+            return items, None
+        buf: list[str] = []
+        if text[i] == sep and (i + 1 >= n or text[i + 1] != sep or special):
+            i += 1  # an empty item
+        else:
+            while True:
+                j = text.find(sep, i + 1) if text[i] != sep else text.find(sep, i + 2)
+                if j < 0:
+                    buf.append(text[i:])
+                    i = n
+                    break
+                buf.append(text[i:j])
+                i = j + 1
+                if i >= n or text[i] != sep or special:
+                    break
+        items.append(_carry("".join(buf).rstrip(_SPACE), text))
+    return items, _carry(text[i:], text)
+
+
 def iterate_list(text: str, default_sep: str = ":") -> Iterator[str]:
     """Yield the items of an Exim list, keeping the taint of `text`."""
     sep, i = list_separator(text, default_sep)

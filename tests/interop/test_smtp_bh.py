@@ -46,6 +46,15 @@ acl_check_mail:
 acl_check_rcpt:
   deny    local_parts = bad
           message = no bad people
+  deny    local_parts = twolines
+          message = first line\\nsecond line
+  deny    local_parts = oneline
+          control = no_multiline_responses
+          message = first line\\nsecond line
+  warn    local_parts = queued
+          control = queue_only
+          control = queue
+          control = debug
   warn    set acl_m_seen = yes
   require domains = +local_domains : friend.example
           message = relay not permitted
@@ -100,6 +109,8 @@ SCRIPTS = {
     ],
     "case": ["EHLO c", "MAIL FROM:<a@b>", "RCPT TO:<BAD@example.org>", "RCPT TO:<Bad@Example.ORG>",
              "RCPT TO:<Good@EXAMPLE.org>", "QUIT"],
+    "multiline": ["EHLO c", "MAIL FROM:<a@b>", "RCPT TO:<twolines@example.org>", "RCPT TO:<queued@example.org>",
+                  "RCPT TO:<oneline@example.org>", "RCPT TO:<twolines@example.org>", "QUIT"],
     "order": ["DATA", "MAIL FROM:<a@b.example>", "RCPT TO:<x@example.org>", "QUIT"],
     "helo_refused": ["EHLO evil.example", "EHLO good.example", "QUIT"],
     "sender_acl": [

@@ -33,6 +33,7 @@ class AclState:
     remove_headers: list[str] = field(default_factory=list)
     controls: set[str] = field(default_factory=set)
     log_lines: list[str] = field(default_factory=list)
+    host_log_lines: list[str] = field(default_factory=list)  # logged after the client's H=…
     delay: float = 0.0
 
 
@@ -76,11 +77,51 @@ class AclRun:
     depth: int = 0
     verify_failure: str | None = None  # why the last verify condition failed (for the log)
     verify_user_message: str | None = None  # what the client is told when no message= is set
+    label: str = ""  # -bh trace: 'ACL "name"' or "inline ACL"
+    # -bh trace: a condition's argument already expanded (to show it), handed to its first expand()
+    preexpanded: tuple[str, str] | None = None
 
     def expand(self, text: str) -> str:
         from pyxim.expand import expand_string
 
+        if self.preexpanded is not None:
+            raw, done = self.preexpanded
+            self.preexpanded = None
+            if raw == text:
+                return done
         return expand_string(text, self.ctx)
+
+
+class AclTracer:
+    """`-bh`: Exim's ">>> " debugging lines for ACLs (and list matches), given to `write`
+    one line at a time without its newline. Outside -bh there is none (ctx.acl_trace is None)."""
+
+    def __init__(self, write: Callable[[str], None], inline_where: str = "") -> None:
+        self.write = write
+        self.indent = 0  # one space per nested ACL, as Exim's debug_printf_indent
+        self.inline_where = inline_where  # "file line" Exim shows for ACLs given in line
+
+    def __call__(self, text: str, indent: bool = True) -> None:
+        self.write(">>> " + (" " * self.indent if indent else "") + text)
+
+    @staticmethod
+    def for_config(config: Config, write: Callable[[str], None]) -> AclTracer:
+        """Exim parses ACLs given in line at run time, when its reader has finished the main
+        file: their statements show its name and its last line number."""
+        try:
+            with open(config.filename, "rb") as f:
+                data = f.read()
+            lines = data.count(b"\n") + (1 if data and not data.endswith(b"\n") else 0)
+        except OSError:
+            lines = 0
+        return AclTracer(write, f"{config.filename} {lines}")
+
+
+# Conditions and modifiers whose argument Exim expands before showing it (its expand_at_top);
+# the others expand it further down, and the trace shows only the text as written.
+_NOT_EXPANDED_AT_TOP = frozenset(
+    {"acl", "authenticated", "domains", "encrypted", "hosts", "local_parts", "recipients", "sender_domains", "senders"}
+)
 
 
 def _load_condition_modules() -> None:
@@ -131,21 +172,50 @@ def run_acl(config: Config, acl_name: str | None, ctx: ExpansionContext, state: 
         name = expand_string(acl_name, ctx).strip()
     except ExpansionError as exc:
         return AclResult("defer", defer_reason=f"failed to expand ACL string \"{acl_name}\": {exc.message}")
+    trace = ctx.acl_trace
     statements = find_acl_text(config, name)
+    label, where = f'ACL "{name}"', ""
     if statements is None:
-        if name in VERBS:  # an ACL written in line: "acl_smtp_rcpt = accept"
-            from pyxim.config.model import AclStatement
-
-            statements = [AclStatement(name, [])]
+        if name and name.split()[0] in VERBS:  # an ACL written in line: "acl_smtp_rcpt = accept hosts = …"
+            try:
+                statements = _parse_inline(name)
+            except Exception as exc:  # noqa: BLE001 - Exim's "error in ACL"
+                return AclResult("defer", defer_reason=f"error in ACL: {exc}")
+            label = "inline ACL"
+            where = trace.inline_where if trace is not None else ""
         else:
             return AclResult("defer", defer_reason=f'ACL "{name}" not found')
+    elif trace is not None:
+        trace.indent = depth
+        trace(f'using ACL "{name}"')
+        acl = config.acls.get(name)
+        where = acl.file if acl is not None else ""
     _load_condition_modules()
-    run = AclRun(config, ctx, state, depth)
+    run = AclRun(config, ctx, state, depth, label=label)
     for st in statements:
+        if trace is not None:
+            trace.indent = depth
+            trace(f'processing "{st.verb}" ({where if label == "inline ACL" else f"{where} {st.line}"})')
         result = _run_statement(run, st)
         if result is not None:
             return result
+    if trace is not None:
+        trace(f"end of {label}: implicit DENY")
     return AclResult("deny", defer_reason=None)
+
+
+def _parse_inline(text: str) -> list:  # type: ignore[type-arg]
+    """The statements of an ACL given in line (Exim reads its text as lines of an ACL)."""
+    from pyxim.config.model import Acl
+    from pyxim.config.sections import _acl_line
+    from pyxim.config.syntax import Line
+
+    acl = Acl("", [])
+    statement = None
+    for piece in text.split("\n"):
+        if piece.strip():
+            statement = _acl_line(acl, statement, piece.strip(), Line("", 0, piece.strip()), piece.strip())
+    return acl.statements
 
 
 def _run_statement(run: AclRun, st) -> AclResult | None:  # type: ignore[no-untyped-def]
@@ -164,7 +234,11 @@ def _run_statement(run: AclRun, st) -> AclResult | None:  # type: ignore[no-unty
                     message = value
                 else:
                     log_message = value
+                if run.ctx.acl_trace is not None:
+                    run.ctx.acl_trace(f"  message: {value}" if name == "message" else f"l_message: {value}")
                 continue
+            if run.ctx.acl_trace is not None:
+                _trace_check(run, name, value)
             if name in _MODIFIERS:
                 _MODIFIERS[name](run, value)
                 continue
@@ -175,15 +249,27 @@ def _run_statement(run: AclRun, st) -> AclResult | None:  # type: ignore[no-unty
             if func(run, value) == negated:
                 all_true = False
         except LookupDefer as exc:
+            if st.verb == "warn":
+                # a warn statement that cannot be decided is skipped, with a note in the log
+                run.state.host_log_lines.append(
+                    f'Warning: ACL "warn" statement skipped: condition test deferred: {exc.message}'
+                )
+                _trace_outcome(run, st.verb, "deferred")
+                return None
+            _trace_outcome(run, st.verb, "deferred")
             return AclResult("defer", defer_reason=exc.message)
         except ForcedFail:
             all_true = False
         except (ExpansionError, AclConditionError) as exc:
             text = exc.message if isinstance(exc, ExpansionError) else str(exc)
+            _trace_outcome(run, st.verb, "error")
             return AclResult("defer", defer_reason=text)
         if not all_true:
             break
     verb = st.verb
+    if run.ctx.acl_trace is not None:
+        run.preexpanded = None
+        _trace_outcome(run, verb, "succeeded" if all_true else "failed", endpass)
     user_message = _expand_or_none(run, message)
     if user_message is None and run.verify_user_message is not None and (verb == "require" and not all_true):
         user_message = run.verify_user_message
@@ -194,7 +280,7 @@ def _run_statement(run: AclRun, st) -> AclResult | None:  # type: ignore[no-unty
     if verb == "require":
         return None if all_true else AclResult("deny", user_message, log_text, verb="require")
     if not all_true:
-        if verb == "accept" and endpass:
+        if verb in ("accept", "discard") and endpass:
             return AclResult("deny", user_message, log_text)
         return None
     if verb == "warn":
@@ -202,6 +288,41 @@ def _run_statement(run: AclRun, st) -> AclResult | None:  # type: ignore[no-unty
             run.state.log_lines.append(log_text)
         return None
     return AclResult(verb, user_message, log_text, verb=verb)
+
+
+def _trace_check(run: AclRun, name: str, value: str) -> None:
+    """-bh: Exim's "check NAME = VALUE" line, and the value expanded below it when it has $ or \\.
+
+    The expansion is done here, as Exim does it, and handed to the condition's own expand()."""
+    run.preexpanded = None
+    lhs = f"check {name} "
+    arg = value
+    if name == "set":
+        varname, _, arg = value.partition("=")
+        lhs += varname.strip() + " "
+        arg = arg.strip()
+    run.ctx.acl_trace(f"{lhs}= {arg}")
+    if name.lstrip("!") not in _NOT_EXPANDED_AT_TOP and ("$" in arg or "\\" in arg):
+        expanded = run.expand(arg)
+        run.preexpanded = (arg, expanded)
+        run.ctx.acl_trace(" " * min(len(lhs), 29) + f"= {expanded}", indent=False)
+
+
+_END_WORDS = {"accept": "ACCEPT", "defer": "DEFER", "deny": "DENY", "discard": "DISCARD", "drop": "DROP"}
+
+
+def _trace_outcome(run: AclRun, verb: str, outcome: str, endpass: bool = False) -> None:
+    """-bh: "VERB: condition test OUTCOME in ACL", then "end of ACL" when the statement decides."""
+    trace = run.ctx.acl_trace
+    if trace is None:
+        return
+    trace(f"{verb}: condition test {outcome} in {run.label}")
+    if outcome == "succeeded" and verb in _END_WORDS:
+        trace(f"end of {run.label}: {_END_WORDS[verb]}")
+    elif outcome == "failed" and verb == "require":
+        trace(f"end of {run.label}: not OK")
+    elif outcome == "failed" and endpass and verb in ("accept", "discard"):
+        trace(f"{verb}: endpass encountered - denying access")
 
 
 def _expand_or_none(run: AclRun, text: str | None) -> str | None:
@@ -270,7 +391,51 @@ def _mod_continue(run: AclRun, value: str) -> None:
     run.expand(value)
 
 
+def _mod_udpsend(run: AclRun, value: str) -> None:
+    """udpsend = host : port : payload — one datagram, for statistics or monitoring.
+
+    The payload is the rest of the list after the port, exactly as written
+    there (Exim does not split it further)."""
+    import ipaddress
+    import socket
+
+    from pyxim.lists import leading_items
+
+    (parts, payload) = leading_items(run.expand(value), 2)
+    if not parts:
+        raise AclConditionError('missing destination host in "udpsend" modifier')
+    if len(parts) < 2:
+        raise AclConditionError('missing destination port in "udpsend" modifier')
+    host, port_text = parts
+    if payload is None:
+        raise AclConditionError('missing datagram payload in "udpsend" modifier')
+    if not port_text.isdigit() or int(port_text) > 65535:
+        raise AclConditionError('bad destination port in "udpsend" modifier')
+    try:
+        addresses = [str(ipaddress.ip_address(host))]
+    except ValueError:
+        try:
+            infos = socket.getaddrinfo(host, None, type=socket.SOCK_DGRAM)
+        except (OSError, UnicodeError):
+            infos = []
+        addresses = [info[4][0] for info in infos]
+        if not addresses:
+            raise LookupDefer('DNS lookup failed in "udpsend" modifier') from None
+    data = payload.encode("utf-8", "surrogateescape")
+    address = addresses[0]
+    family = socket.AF_INET6 if ":" in address else socket.AF_INET
+    try:
+        with socket.socket(family, socket.SOCK_DGRAM) as sock:
+            sock.connect((address, int(port_text)))
+            sent = sock.send(data)
+    except OSError as exc:
+        raise LookupDefer(f'failed to send datagram to {address} in "udpsend" modifier: {exc.strerror}') from None
+    if sent < len(data):
+        raise LookupDefer(f'only {sent} of {len(data)} bytes sent in "udpsend" modifier')
+
+
 _MODIFIERS: dict[str, Callable[[AclRun, str], None]] = {
+    "udpsend": _mod_udpsend,
     "set": _mod_set,
     "add_header": _mod_add_header,
     "remove_header": _mod_remove_header,
@@ -355,6 +520,8 @@ def _cond_acl(run: AclRun, value: str) -> bool:
     if run.depth > 20:
         raise AclConditionError("ACL nested too deeply")
     result = run_acl(run.config, name, run.ctx, run.state, default="deny", depth=run.depth + 1)
+    if run.ctx.acl_trace is not None:
+        run.ctx.acl_trace.indent = run.depth
     if result.verdict == "defer":
         raise LookupDefer(result.defer_reason or f'ACL "{name}" deferred')
     return result.verdict == "accept"

@@ -193,6 +193,9 @@ class SmtpSession:
         for line in self.acl_state.log_lines:
             self.log(prefix + line)
         self.acl_state.log_lines.clear()
+        for line in self.acl_state.host_log_lines:
+            self.log(f"{prefix}{self._host_id()} {line}")
+        self.acl_state.host_log_lines.clear()
         if self.acl_state.delay:
             delay, self.acl_state.delay = self.acl_state.delay, 0.0
             if self.sleep is not None:
@@ -200,11 +203,15 @@ class SmtpSession:
         return result
 
     def _acl_refusal(self, result: AclResult, temp: bool = False) -> tuple[str, str]:
+        message = result.message
+        if message and "no_multiline_responses" in self.session_controls:
+            # for clients that cannot read a multi-line reply: the first line only (Exim's smtp_respond)
+            message = message.split("\n", 1)[0]
         if result.verdict == "defer":
-            if result.message:
-                return "450", result.message  # an ACL's own defer message goes out as 450, as in Exim
+            if message:
+                return "450", message  # an ACL's own defer message goes out as 450, as in Exim
             return "451", "Temporary local problem - please try later"
-        return ("450" if temp else "550"), result.message or "Administrative prohibition"
+        return ("450" if temp else "550"), message or "Administrative prohibition"
 
     # -- the session ------------------------------------------------------------
 
