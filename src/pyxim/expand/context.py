@@ -44,6 +44,8 @@ class ExpansionContext:
     first_delivery: bool = False
     # Filled by the ACL engine when it exists: runs a named ACL for ${acl}/acl condition.
     acl_runner: Callable[..., Any] | None = None
+    # -bh only: an acl.engine.AclTracer that prints Exim's ">>> " ACL debug lines; None otherwise.
+    acl_trace: Any = None
 
     def get_resolver(self) -> Resolver:
         if self.resolver is None:
