@@ -202,6 +202,31 @@ class SmtpSession:
                 self.sleep(delay)
         return result
 
+    def _dkim_acl(self, data: bytes) -> AclResult | None:
+        """acl_smtp_dkim once per signer in dkim_verify_signers (Exim's order:
+        before the MIME and DATA ACLs); None when there is nothing to run."""
+        if not self.config.main.get("acl_smtp_dkim"):
+            return None
+        if any(c.split("/", 1)[0] == "dkim_disable_verify" for c in self.acl_state.controls):
+            return None
+        from pyxim.lists import iterate_list
+        from pyxim.policy import UNSIGNED, dkim_verify
+
+        found = dkim_verify(self.ctx, data)
+        self.ctx.variables["dkim_signers"] = Tainted(":".join(found.signers)) if found.signers else ""
+        try:
+            wanted = expand_string(str(self.config.main.get("dkim_verify_signers") or ""), self.ctx)
+        except ExpansionError as exc:
+            return AclResult("defer", defer_reason=f"expansion of dkim_verify_signers failed: {exc.message}")
+        result: AclResult | None = None
+        for signer in iterate_list(wanted):
+            self.ctx.variables["dkim_cur_signer"] = signer
+            self.ctx.variables.update(found.variables.get(signer.lower(), UNSIGNED))
+            result = self._acl("acl_smtp_dkim", "accept")
+            if result.verdict != "accept":
+                return result
+        return result
+
     def _acl_refusal(self, result: AclResult, temp: bool = False) -> tuple[str, str]:
         message = result.message
         if message and "no_multiline_responses" in self.session_controls:
@@ -762,6 +787,17 @@ class SmtpSession:
         self.ctx.variables["recipients_count"] = str(len(self.envelope.recipients))
         self.current_message_id = message_id
         result = None
+        dkim = self._dkim_acl(data)
+        if dkim is not None and dkim.verdict not in ("accept", "discard"):
+            code, text = self._acl_refusal(dkim)
+            out.replies.append(self._reply(code, text))
+            reason = dkim.defer_reason or dkim.log_message or (dkim.message if dkim.verb == "deny" else None)
+            # Exim's line for this stage has no F=<sender>
+            self.reject_log(f"{message_id} {self._host_id()} "
+                            f"{'temporarily rejected' if code.startswith('4') else 'rejected'} DKIM"
+                            + (f" : {reason}" if reason else ""))
+            self._reset()
+            return
         if self.config.main.get("acl_smtp_mime"):
             from pyxim.acl.mime import is_mime, run_mime_acl
 
