@@ -530,3 +530,39 @@ def test_slow_clients_time_out() -> None:
     finally:
         stop_daemon(proc)
         shutil.rmtree(root, ignore_errors=True)
+
+
+def test_ipv6_and_ipv4_listeners(tmp_path: Path) -> None:
+    """-oX with an IPv6 and an IPv4 interface: both listen, the log says where, the <= line names [::1]."""
+    if not socket.has_ipv6:
+        pytest.skip("no IPv6 on this machine")
+    tmp_path.chmod(0o755)
+    (tmp_path / "exim.conf").write_text(CONF.replace("{root}", str(tmp_path)))
+    port6, port4 = free_port(), free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "pyxim", "-C", str(tmp_path / "exim.conf"), "-bdf",
+         "-oX", f"<; ::1.{port6} ; 127.0.0.1.{port4}"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )
+    try:
+        deadline = time.time() + 20
+        while True:
+            try:
+                socket.create_connection(("::1", port6), timeout=1).close()
+                break
+            except OSError:
+                if proc.poll() is not None or time.time() > deadline:
+                    raise RuntimeError(proc.stderr.read().decode()) from None
+                time.sleep(0.1)
+        with smtplib.SMTP("::1", port6, timeout=20) as smtp:
+            smtp.ehlo("v6.example")
+            assert smtp.sendmail("a@v6.example", ["bob@example.org"], b"Subject: six\r\n\r\nx\r\n") == {}
+        with smtplib.SMTP("127.0.0.1", port4, timeout=20) as smtp:
+            smtp.ehlo("v4.example")
+            assert smtp.sendmail("a@v4.example", ["bob@example.org"], b"Subject: four\r\n\r\nx\r\n") == {}
+    finally:
+        stop_daemon(proc)
+    mainlog = (tmp_path / "log" / "mainlog").read_text()
+    assert f"no queue runs, listening for SMTP on [::1]:{port6} [127.0.0.1]:{port4}" in mainlog
+    assert " <= a@v6.example H=(v6.example) [::1] P=esmtp S=" in mainlog
+    assert " <= a@v4.example H=(v4.example) [127.0.0.1] P=esmtp S=" in mainlog

@@ -16,6 +16,7 @@ import signal
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from pyxim import __version__
 from pyxim.config import load_config
 from pyxim.config.model import Config
 from pyxim.errors import ConfigError, ExpansionError
@@ -57,6 +58,18 @@ def parse_listeners(config: Config, override: str | None) -> list[Listener]:
         for p in [port] if port is not None else ports:
             listeners.append(Listener(address.strip("[]"), p))
     return listeners
+
+
+def listening_text(listeners: list[Listener]) -> str:
+    """Where the daemon listens, worded as Exim's "daemon started" line words it."""
+    wildcard = {"0.0.0.0": "IPv4", "::0": "IPv6", "::": "IPv6"}
+    if listeners and all(lst.address in wildcard for lst in listeners):
+        ports = sorted({lst.port for lst in listeners})
+        kinds = {wildcard[lst.address] for lst in listeners}
+        families = "IPv6 and IPv4" if len(kinds) == 2 else kinds.pop()
+        label = "port" if len(ports) == 1 else "ports"
+        return f"{label} {' '.join(str(p) for p in ports)} ({families})"
+    return " ".join(f"[{lst.address}]:{lst.port}" for lst in listeners)
 
 
 @dataclass
@@ -313,8 +326,10 @@ class Daemon:
                     continue  # no IPv6 here: the IPv4 wildcard still listens
                 raise ConfigError(f"failed to listen on {lst.address} port {lst.port}: {exc.strerror}") from None
             self.servers.append(server)
-        ports = ", ".join(sorted({f"{lst.port}" for lst in listeners}))
-        self.logger.main(f"pyxim daemon started: pid={os.getpid()}, listening for SMTP on port {ports}")
+        self.logger.main(
+            f"pyxim {__version__} daemon started: pid={os.getpid()}, no queue runs, "
+            f"listening for SMTP on {listening_text(listeners)}"
+        )
         pid_file = str(self.config.main.get("pid_file_path") or "")
         if pid_file:
             with contextlib.suppress(OSError):
