@@ -18,7 +18,8 @@ from pyxim.smtp.proxy import V2_SIGNATURE, ProxyError, parse
 from tests.integration.test_daemon import CONF, start_daemon, stop_daemon
 from tests.support.dnsserver import free_port
 
-PROXY_CONF = CONF.replace("smtp_accept_max = 100", "smtp_accept_max = 100\nhosts_proxy = 127.0.0.1\n")
+PROXY_CONF = CONF.replace("smtp_accept_max = 100",
+                          "smtp_accept_max = 100\nhosts_proxy = 127.0.0.1\nlog_selector = +proxy\n")
 
 
 @pytest.fixture
@@ -65,6 +66,23 @@ def test_v2_header(proxied_daemon) -> None:  # type: ignore[no-untyped-def]
         s.sendall(header)
         reply = ask_whoami(s)
     assert reply == b"550 client 203.0.113.9:5555 via 127.0.0.1 to 198.51.100.2:587 (yes)\r\n"
+
+
+def test_proxied_message_is_logged_with_prx(proxied_daemon) -> None:  # type: ignore[no-untyped-def]
+    port, root = proxied_daemon
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+        s.sendall(b"PROXY TCP4 192.0.2.7 198.51.100.1 40123 25\r\n")
+        s.recv(1000)
+        replies = b""
+        for line in (b"HELO c\r\n", b"MAIL FROM:<a@x.example>\r\n", b"RCPT TO:<bob@example.org>\r\n",
+                     b"DATA\r\n", b"Subject: via proxy\r\n\r\nbody\r\n.\r\n", b"QUIT\r\n"):
+            s.sendall(line)
+            time.sleep(0.1)
+            replies += s.recv(2000)
+    assert b"250 OK id=" in replies
+    mainlog = (root / "log" / "mainlog").read_text()
+    # +proxy: PRX= names the proxy (here the test itself, on loopback), after P= as in Exim's test 4030
+    assert " <= a@x.example H=(c) [192.0.2.7] P=smtp PRX=127.0.0.1 S=" in mainlog
 
 
 def test_missing_or_broken_header_is_dropped(proxied_daemon) -> None:  # type: ignore[no-untyped-def]

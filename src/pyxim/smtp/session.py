@@ -929,6 +929,9 @@ class SmtpSession:
         if "received_recipients" in self.selectors:
             extra += " for " + " ".join(r.address for r in self.envelope.recipients)
         prdr_part = " PRDR" if prdr else ""
+        if "proxy" in self.selectors and self.ctx.variables.get("proxy_session") == "yes":
+            # +proxy: the proxy's own address, after P= (Exim's order)
+            prdr_part += f" PRX={self.ctx.variables.get('proxy_local_address', '')}"
         self.log(f"{stored_id} <= {sender or '<>'} {host} P={proto}{prdr_part}{auth_part} S={size}{msgid_part}{extra}")
         self.last_message_id = stored_id
         if frozen:
