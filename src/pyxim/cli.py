@@ -235,10 +235,16 @@ def run_smtp_stdio(cl: CommandLine, out: TextIO, inp) -> int:  # type: ignore[no
             raise UsageError("-bh requires an IP address")
         address = cl.args[0]
         peer = Peer(address, 0, "", 0)  # -bh: no real connection, so no port or interface
-        sys.stderr.write(f"\n**** SMTP testing session as if from host {address}\n**** This is not for real!\n\n")
+        # Exim writes these notes on standard output, among the replies
+        out.write(
+            f"\n**** SMTP testing session as if from host {address}\n"
+            "**** but without any ident (RFC 1413) callback.\n**** This is not for real!\n\n"
+        )
+        out.flush()
 
         def store(message, body):  # type: ignore[no-untyped-def]
-            sys.stderr.write("\n**** SMTP testing: that is not a real message id!\n\n")
+            out.write("\n**** SMTP testing: that is not a real message id!\n\n")
+            out.flush()
             return message.message_id
 
         def log(line: str) -> None:
@@ -246,6 +252,10 @@ def run_smtp_stdio(cl: CommandLine, out: TextIO, inp) -> int:  # type: ignore[no
 
         session = SmtpSession(config, peer, store, ids.new_id, log)
         session.sleep = None  # -bh reports delays instead of waiting (as Exim does)
+        from pyxim.acl.engine import AclTracer
+
+        # Exim's ">>> " debugging of the ACLs it runs, on standard error
+        session.ctx.acl_trace = AclTracer.for_config(config, lambda line: sys.stderr.write(line + "\n"))
     else:
         spool = Spool(Path(str(config.main["spool_directory"])), bool(config.main.get("split_spool_directory")))
 

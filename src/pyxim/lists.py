@@ -265,6 +265,8 @@ class _Matcher:
 
     kind = "string"
     named = True  # whether `+name` items refer to named lists
+    hit_item: str | None = None  # the item that decided the list (for the -bh trace)
+    from_cache = False  # whether the last named list's result was remembered
 
     def __init__(self, ctx: ExpansionContext, slots: _Slots | None = None) -> None:
         self.ctx = ctx
@@ -300,6 +302,7 @@ def _run_list(ctx: ExpansionContext, items: list[str], matcher: _Matcher) -> tup
     try:
         for raw in items:
             item = raw
+            matcher.hit_item = raw  # what a -bh trace names as "matched" when this item decides
             if matcher.control(item):
                 continue
             if matcher.kind == "host" and item in _HOST_CONTROLS:
@@ -319,14 +322,30 @@ def _run_list(ctx: ExpansionContext, items: list[str], matcher: _Matcher) -> tup
             if item.startswith("+") and matcher.named:
                 matched, hit = _named(ctx, item, matcher)
                 if matched:
+                    matcher.hit_item = raw
                     return positive, (hit if positive else None)
                 continue
             hit = _one_item(ctx, item, matcher, flags)
             if hit is not None:
                 return positive, (hit if positive else None)
     except _Final as final:
+        matcher.hit_item = None
         return final.matched, None
+    matcher.hit_item = None
     return (False, None) if positive else (True, _Hit(matcher.slots.value, None))
+
+
+def _trace_list(ctx: ExpansionContext, listtext: str, matcher: _Matcher, matched: bool) -> None:
+    """-bh: Exim's 'SUBJECT in "LIST"? yes (matched "ITEM")' line, while an ACL asks for it."""
+    trace = ctx.acl_trace
+    if trace is None or not trace.lists:
+        return
+    subject = "host" if matcher.kind == "host" else str(getattr(matcher, "original", ""))
+    item = matcher.hit_item
+    how = "end of list" if item is None else f'matched "{item}"'
+    if item is not None and item.lstrip("!").startswith("+") and matcher.from_cache:
+        how += " - cached"
+    trace(f'{subject} in "{listtext}"? {"yes" if matched else "no"} ({how})')
 
 
 _HOST_CONTROLS = {
@@ -418,11 +437,15 @@ def _named(ctx: ExpansionContext, item: str, matcher: _Matcher) -> tuple[bool, _
     # Exim remembers the result for a named list, unless its text depends on
     # expansion (the domainlist_cache… forms ask for caching even then).
     use_cache = key is not None and (not dynamic or bool(getattr(nl, "cached", False)))
-    if use_cache and cache_key in ctx.lookup_cache:
+    matcher.from_cache = use_cache and cache_key in ctx.lookup_cache
+    if matcher.from_cache:
         matched, hit, matcher.slots.value, matcher.slots.value_set = ctx.lookup_cache[cache_key]
         return matched, hit
     text = _expand_named(ctx, value, matcher) if dynamic else value
     matched, hit = (False, None) if text is None else _run_list(ctx, list_items(text), matcher)
+    if ctx.acl_trace is not None and text is not None:
+        _trace_list(ctx, text, matcher, matched)
+    matcher.from_cache = False  # (a named list inside this one may have been remembered)
     if use_cache:
         ctx.lookup_cache[cache_key] = (matched, hit, matcher.slots.value, matcher.slots.value_set)
     return matched, hit
@@ -466,6 +489,8 @@ def _match_list(ctx: ExpansionContext, listtext: str, matcher: _Matcher) -> List
         matched, hit = _run_list(ctx, list_items(listtext), matcher)
     except _ListDeferSignal as exc:
         raise ListDefer(listtext, exc.detail) from None
+    if ctx.acl_trace is not None:
+        _trace_list(ctx, listtext, matcher, matched)
     slots = matcher.slots
     return ListMatch(matched, (slots.value or "") if slots.value_set else None, slots.captures)
 

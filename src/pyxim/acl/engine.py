@@ -61,8 +61,24 @@ CONTROLS: set[str] = {
 }
 
 
+ControlFunc = Callable[["AclRun", str], None]
+CONTROL_HANDLERS: dict[str, ControlFunc] = {}
+
+
+def register_control(name: str, handler: ControlFunc | None = None) -> None:
+    """Make `control = name[/options]` known; `handler(run, text)` is called when an ACL sets it
+    (the text is the expanded control with its options). Every control set stays in
+    AclState.controls, where the session and later stages look for it."""
+    CONTROLS.add(name)
+    if handler is not None:
+        CONTROL_HANDLERS[name] = handler
+
+
 def acl_condition(name: str) -> Callable[[ConditionFunc], ConditionFunc]:
     def register(func: ConditionFunc) -> ConditionFunc:
+        from pyxim.config.sections import register_acl_name
+
+        register_acl_name(name)  # so a configuration naming it loads
         CONDITIONS[name] = func
         return func
 
@@ -99,6 +115,7 @@ class AclTracer:
     def __init__(self, write: Callable[[str], None], inline_where: str = "") -> None:
         self.write = write
         self.indent = 0  # one space per nested ACL, as Exim's debug_printf_indent
+        self.lists = False  # whether list matches are shown now (during hosts/domains/local_parts)
         self.inline_where = inline_where  # "file line" Exim shows for ACLs given in line
 
     def __call__(self, text: str, indent: bool = True) -> None:
@@ -140,7 +157,13 @@ def acl_runner(config: Config, ctx: ExpansionContext, state: AclState | None = N
         try:
             if config.acls.get(name) is None:
                 return "error", None
-            result = run_acl(config, name, ctx, state or AclState())
+            trace = ctx.acl_trace
+            if trace is None:
+                result = run_acl(config, name, ctx, state or AclState())
+            else:  # Exim's -bh trace indents an ACL run by an expansion two more places
+                outer = trace.indent
+                result = run_acl(config, name, ctx, state or AclState(), depth=outer + 2)
+                trace.indent = outer
         finally:
             for k, v in saved.items():
                 if v is None:
@@ -190,6 +213,11 @@ def run_acl(config: Config, acl_name: str | None, ctx: ExpansionContext, state: 
         trace(f'using ACL "{name}"')
         acl = config.acls.get(name)
         where = acl.file if acl is not None else ""
+    if trace is not None and depth == 0:
+        # Exim remembers domain and local part list results with the address being checked:
+        # a new recipient starts afresh, and the trace shows the lists matched again.
+        for key in [k for k in ctx.lookup_cache if k[0] == "namedlist" and k[1] in ("domain", "localpart")]:
+            del ctx.lookup_cache[key]
     _load_condition_modules()
     run = AclRun(config, ctx, state, depth, label=label)
     for st in statements:
@@ -259,7 +287,10 @@ def _run_statement(run: AclRun, st) -> AclResult | None:  # type: ignore[no-unty
             _trace_outcome(run, st.verb, "deferred")
             return AclResult("defer", defer_reason=exc.message)
         except ForcedFail:
-            all_true = False
+            # Exim skips a condition or modifier whose argument's expansion is forced to fail;
+            # a list whose expansion is forced to fail does not match
+            if name.lstrip("!") in _NOT_EXPANDED_AT_TOP:
+                all_true = False
         except (ExpansionError, AclConditionError) as exc:
             text = exc.message if isinstance(exc, ExpansionError) else str(exc)
             _trace_outcome(run, st.verb, "error")
@@ -295,19 +326,24 @@ def _trace_check(run: AclRun, name: str, value: str) -> None:
 
     The expansion is done here, as Exim does it, and handed to the condition's own expand()."""
     run.preexpanded = None
+    run.ctx.acl_trace.lists = name.lstrip("!") in _TRACED_LISTS
     lhs = f"check {name} "
     arg = value
     if name == "set":
         varname, _, arg = value.partition("=")
         lhs += varname.strip() + " "
         arg = arg.strip()
-    run.ctx.acl_trace(f"{lhs}= {arg}")
+    expanded = None
     if name.lstrip("!") not in _NOT_EXPANDED_AT_TOP and ("$" in arg or "\\" in arg):
-        expanded = run.expand(arg)
+        expanded = run.expand(arg)  # before the line: a failed expansion shows none
         run.preexpanded = (arg, expanded)
+    run.ctx.acl_trace(f"{lhs}= {arg}")
+    if expanded is not None:
         run.ctx.acl_trace(" " * min(len(lhs), 29) + f"= {expanded}", indent=False)
 
 
+# Conditions whose list matches the trace shows (Exim's address lists show more than pyxim can yet).
+_TRACED_LISTS = frozenset({"domains", "local_parts", "hosts"})
 _END_WORDS = {"accept": "ACCEPT", "defer": "DEFER", "deny": "DENY", "discard": "DISCARD", "drop": "DROP"}
 
 
@@ -316,6 +352,7 @@ def _trace_outcome(run: AclRun, verb: str, outcome: str, endpass: bool = False) 
     trace = run.ctx.acl_trace
     if trace is None:
         return
+    trace.lists = False
     trace(f"{verb}: condition test {outcome} in {run.label}")
     if outcome == "succeeded" and verb in _END_WORDS:
         trace(f"end of {run.label}: {_END_WORDS[verb]}")
@@ -368,6 +405,9 @@ def _mod_control(run: AclRun, value: str) -> None:
     if word not in CONTROLS:
         raise AclConditionError(f'unknown control "{word}"')
     run.state.controls.add(text)
+    handler = CONTROL_HANDLERS.get(word)
+    if handler is not None:
+        handler(run, text)
     original = run.ctx.variables.get(ORIGINAL_LOCAL_PART)
     if original is not None and word in ("caseful_local_part", "caselower_local_part"):
         # for the rest of this ACL run
@@ -465,7 +505,7 @@ def _list_condition(variable: str, matcher: str) -> ConditionFunc:
         from pyxim import lists
 
         subject = run.ctx.variables.get(variable, "")
-        listtext = run.expand(value)
+        listtext = _expand_list_arg(run, value)
         func = getattr(lists, matcher)
         return bool(func(run.ctx, subject, listtext))
 
@@ -492,7 +532,17 @@ def _cond_hosts(run: AclRun, value: str) -> bool:
 
     address = run.ctx.variables.get("sender_host_address", "")
     name = run.ctx.variables.get("sender_host_name") or None
-    return match_host_list(run.ctx, address, run.expand(value), name)
+    return match_host_list(run.ctx, address, _expand_list_arg(run, value), name)
+
+
+def _expand_list_arg(run: AclRun, value: str) -> str:
+    """A list condition's list, expanded as Exim's list matching does: a failure defers."""
+    try:
+        return run.expand(value)
+    except ForcedFail:
+        raise
+    except ExpansionError as exc:
+        raise LookupDefer(exc.message) from None
 
 
 @acl_condition("authenticated")
