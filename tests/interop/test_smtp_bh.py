@@ -204,6 +204,46 @@ def test_log_selector_lines_match_exim(conf: Path) -> None:
     assert log_lines([sys.executable, "-m", "pyxim"]) == exim
 
 
+WARN_DEFER_CONFIG = """\
+primary_hostname = t.example
+acl_smtp_mail = m
+acl_smtp_rcpt = r
+begin acl
+m:
+  warn  log_message = wlog $sender_address
+  logwrite = plain line
+  defer senders = later@x.example
+        message = try later
+  accept
+r:
+  defer local_parts = later
+        message = rcpt later
+  defer local_parts = bare
+  accept
+"""
+
+
+def test_warn_log_message_and_defer_replies_match_exim(tmp_path: Path) -> None:
+    """warn's log_message is a "Warning:" about the client; defer with a message answers 451 and logs it."""
+    tmp_path.chmod(0o755)
+    conf = tmp_path / "w.conf"
+    conf.write_text(WARN_DEFER_CONFIG)
+    conf.chmod(0o644)
+    script = "HELO x\r\nMAIL FROM:<a@b.c>\r\nRCPT TO:<later@t.example>\r\nRCPT TO:<bare@t.example>\r\n" \
+             "RSET\r\nMAIL FROM:<later@x.example>\r\nQUIT\r\n"
+
+    def run(command: list[str]) -> list[str]:
+        proc = subprocess.run(command + ["-C", str(conf), "-bh", "1.2.3.4"], input=script.encode(),
+                              capture_output=True, timeout=60)
+        text = (proc.stdout + proc.stderr).decode()
+        return [line.rstrip("\r") for line in text.split("\n") if re.match(r"(LOG: |[2-5]\d\d )", line)
+                and not line.startswith("220 ")]
+
+    exim = run([oracle.EXIM])
+    assert "451 try later" in exim
+    assert run([sys.executable, "-m", "pyxim"]) == exim
+
+
 MIME_MESSAGE = [
     "Subject: mime", "MIME-Version: 1.0", 'Content-Type: multipart/mixed; boundary="BOUND"', "", "preamble",
     "--BOUND", "Content-Type: text/plain; charset=utf-8", "Content-Transfer-Encoding: quoted-printable", "",

@@ -34,9 +34,9 @@ def test_udpsend_name_lookup_failure(tmp_path: Path, verb: str, monkeypatch: pyt
     result = run_acl(config, "check", ExpansionContext(config=config), state)
     if verb == "warn":
         assert result.verdict == "accept"
-        assert state.host_log_lines == [
-            'Warning: ACL "warn" statement skipped: condition test deferred: '
-            'DNS lookup failed in "udpsend" modifier'
+        assert state.log_lines == [
+            (True, 'Warning: ACL "warn" statement skipped: condition test deferred: '
+                   'DNS lookup failed in "udpsend" modifier')
         ]
     else:
         assert result.verdict == "defer"

@@ -32,8 +32,9 @@ class AclState:
     add_headers: list[str] = field(default_factory=list)
     remove_headers: list[str] = field(default_factory=list)
     controls: set[str] = field(default_factory=set)
-    log_lines: list[str] = field(default_factory=list)
-    host_log_lines: list[str] = field(default_factory=list)  # logged after the client's H=…
+    # (about the client?, text) in the order the ACLs wrote them; lines about
+    # the client are logged after its H=… (warn's log_message, skipped warns)
+    log_lines: list[tuple[bool, str]] = field(default_factory=list)
     delay: float = 0.0
 
 
@@ -279,8 +280,8 @@ def _run_statement(run: AclRun, st) -> AclResult | None:  # type: ignore[no-unty
         except LookupDefer as exc:
             if st.verb == "warn":
                 # a warn statement that cannot be decided is skipped, with a note in the log
-                run.state.host_log_lines.append(
-                    f'Warning: ACL "warn" statement skipped: condition test deferred: {exc.message}'
+                run.state.log_lines.append(
+                    (True, f'Warning: ACL "warn" statement skipped: condition test deferred: {exc.message}')
                 )
                 _trace_outcome(run, st.verb, "deferred")
                 return None
@@ -316,7 +317,7 @@ def _run_statement(run: AclRun, st) -> AclResult | None:  # type: ignore[no-unty
         return None
     if verb == "warn":
         if log_text:
-            run.state.log_lines.append(log_text)
+            run.state.log_lines.append((True, f"Warning: {log_text}"))
         return None
     return AclResult(verb, user_message, log_text, verb=verb)
 
@@ -415,7 +416,7 @@ def _mod_control(run: AclRun, value: str) -> None:
 
 
 def _mod_logwrite(run: AclRun, value: str) -> None:
-    run.state.log_lines.append(run.expand(value))
+    run.state.log_lines.append((False, run.expand(value)))
 
 
 def _mod_delay(run: AclRun, value: str) -> None:

@@ -190,12 +190,9 @@ class SmtpSession:
                     self.session_controls.discard("no_enforce_sync" if name == "enforce_sync" else "enforce_sync")
         # logwrite lines and delays asked for by the ACL happen now
         prefix = f"{self.current_message_id} " if self.current_message_id else ""
-        for line in self.acl_state.log_lines:
-            self.log(prefix + line)
+        for about_client, line in self.acl_state.log_lines:
+            self.log(f"{prefix}{self._host_id()} {line}" if about_client else prefix + line)
         self.acl_state.log_lines.clear()
-        for line in self.acl_state.host_log_lines:
-            self.log(f"{prefix}{self._host_id()} {line}")
-        self.acl_state.host_log_lines.clear()
         if self.acl_state.delay:
             delay, self.acl_state.delay = self.acl_state.delay, 0.0
             if self.sleep is not None:
@@ -227,14 +224,15 @@ class SmtpSession:
                 return result
         return result
 
-    def _acl_refusal(self, result: AclResult, temp: bool = False) -> tuple[str, str]:
+    def _acl_refusal(self, result: AclResult, temp: bool = False, prdr: bool = False) -> tuple[str, str]:
         message = result.message
         if message and "no_multiline_responses" in self.session_controls:
             # for clients that cannot read a multi-line reply: the first line only (Exim's smtp_respond)
             message = message.split("\n", 1)[0]
         if result.verdict == "defer":
             if message:
-                return "450", message  # an ACL's own defer message goes out as 450, as in Exim
+                # an ACL's own defer message: 451, but 450 in a PRDR per-recipient reply (as Exim)
+                return ("450" if prdr else "451"), message
             return "451", "Temporary local problem - please try later"
         return ("450" if temp else "550"), message or "Administrative prohibition"
 
@@ -696,7 +694,7 @@ class SmtpSession:
         code, text = self._acl_refusal(result)
         out.replies.append(self._reply(code, text))
         # Exim logs log_message, or a deny statement's own message; nothing for require or the ACL's end
-        reason = result.defer_reason or result.log_message or (result.message if result.verb == "deny" else None)
+        reason = result.defer_reason or result.log_message or (result.message if result.verb in ("deny", "defer") else None)
         verb = "temporarily rejected" if code.startswith("4") else "rejected"
         auth = ""
         if self.authenticated:
@@ -791,7 +789,7 @@ class SmtpSession:
         if dkim is not None and dkim.verdict not in ("accept", "discard"):
             code, text = self._acl_refusal(dkim)
             out.replies.append(self._reply(code, text))
-            reason = dkim.defer_reason or dkim.log_message or (dkim.message if dkim.verb == "deny" else None)
+            reason = dkim.defer_reason or dkim.log_message or (dkim.message if dkim.verb in ("deny", "defer") else None)
             # Exim's line for this stage has no F=<sender>
             self.reject_log(f"{message_id} {self._host_id()} "
                             f"{'temporarily rejected' if code.startswith('4') else 'rejected'} DKIM"
@@ -809,7 +807,7 @@ class SmtpSession:
         if result.verdict not in ("accept", "discard"):
             code, text = self._acl_refusal(result)
             out.replies.append(self._reply(code, text))
-            reason = result.defer_reason or result.log_message or (result.message if result.verb == "deny" else None)
+            reason = result.defer_reason or result.log_message or (result.message if result.verb in ("deny", "defer") else None)
             self.reject_log(f"{message_id} {self._host_id()} F=<{self.envelope.sender}> "
                             f"{'temporarily rejected' if code.startswith('4') else 'rejected'} {stage}"
                             + (f": {reason}" if reason else ""))
@@ -960,7 +958,7 @@ class SmtpSession:
 
     def _log_refusal(self, who: str, code: str, what: str, result: AclResult) -> None:
         """Exim's "… rejected MAIL <x>: reason" lines (reason: log_message, or a deny's own message)."""
-        reason = result.defer_reason or result.log_message or (result.message if result.verb == "deny" else None)
+        reason = result.defer_reason or result.log_message or (result.message if result.verb in ("deny", "defer") else None)
         verb = "temporarily rejected" if code.startswith("4") else "rejected"
         self.reject_log(f"{who} {verb} {what}" + (f": {reason}" if reason else ""))
 
@@ -992,7 +990,7 @@ class SmtpSession:
                 out.replies.append(self._reply("250", text))
                 self.log(f"{message_id} {text}")
                 continue
-            code, text = self._acl_refusal(result)
+            code, text = self._acl_refusal(result, prdr=True)
             out.replies.append(self._reply(code, text))
             self.log(f"{message_id} PRDR {rcpt.address} {text}")
         return accepted
