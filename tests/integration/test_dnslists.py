@@ -30,7 +30,7 @@ def session(tmp_path: Path, dns: str, client: str, sender: str = "a@ok.example")
     script = f"HELO c\r\nMAIL FROM:<{sender}>\r\nRCPT TO:<x@y.example>\r\nQUIT\r\n".encode()
     proc = subprocess.run([sys.executable, "-m", "pyxim", "-C", str(conf), "-bh", client], input=script,
                           capture_output=True, timeout=60)
-    return [line for line in proc.stdout.decode().split("\r\n") if line[:3].isdigit()]
+    return [line.rstrip("\r") for line in proc.stdout.decode().split("\n") if line[:3].isdigit()]
 
 
 def test_listed_client_is_refused_with_the_lists_text(tmp_path: Path, dns_server) -> None:  # type: ignore[no-untyped-def]
