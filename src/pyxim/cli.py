@@ -8,6 +8,7 @@ non-zero exit status, never a traceback.
 
 from __future__ import annotations
 
+import os
 import re
 import sys
 from collections.abc import Sequence
@@ -35,10 +36,17 @@ class CommandLine:
     extract: bool = False  # -t
     dot_ends: bool = True  # cleared by -i / -oi
     full_name: str | None = None  # -F
+    delivery_mode: str = "b"  # -odb (background, the default), -odi/-odf (foreground), -odq (queue only)
+    queue_run: str | None = None  # "-q", "-qf", "-qff" …; with -bd, the interval in queue_interval
+    queue_interval: str | None = None
 
 
 # Options that take the next word as their value.
 _WITH_VALUE = {"-C", "-bem", "-f", "-F", "-oX", "-oMa", "-oMs", "-oMr", "-oMt", "-oMi", "-oMaa", "-oMai"}
+
+
+# -q, -qq, -qf, -qff, -qi … optionally followed by a time (with -bd: the interval between runs)
+_QUEUE_RUN = re.compile(r"-q(q?f{0,2}i?)(\d+[smhdw]?(?:\d+[smhdw])*)?")
 
 
 def parse_command_line(argv: Sequence[str]) -> CommandLine:
@@ -79,15 +87,30 @@ def parse_command_line(argv: Sequence[str]) -> CommandLine:
             i += 1
         elif arg.startswith("-C") and len(arg) > 2:
             cl.config_path = arg[2:]
-        elif arg in ("-bV", "-bP", "-be", "-bd", "-bdf", "-bs", "-bt", "-bv", "-bh", "-bp", "-bpc", "-bpu", "-q"):
+        elif arg in ("-bV", "-bP", "-be", "-bd", "-bdf", "-bs", "-bt", "-bv", "-bh", "-bp", "-bpc", "-bpu"):
             cl.mode = arg
+        elif arg.startswith("-q") and _QUEUE_RUN.fullmatch(arg):
+            m = _QUEUE_RUN.fullmatch(arg)
+            assert m is not None
+            cl.queue_run = "-q" + m.group(1)
+            cl.queue_interval = m.group(2) or None
+            if cl.mode == "":
+                cl.mode = "-q"
+        elif arg in ("-M", "-Mc"):
+            cl.mode = arg
+        elif arg in ("-odq", "-odqs"):
+            cl.delivery_mode = "q"
+        elif arg in ("-odi", "-odf"):
+            cl.delivery_mode = "i"
+        elif arg == "-odb":
+            cl.delivery_mode = "b"
         elif arg == "-bm":
             cl.mode = "-bm"
         elif arg == "-t":
             cl.extract = True
         elif arg in ("-i", "-oi"):
             cl.dot_ends = False
-        elif arg in ("-odq", "-odb", "-odi", "-odf", "-oem", "-oee", "-oep", "-oeq", "-oew", "-v", "-m", "-om"):
+        elif arg in ("-oem", "-oee", "-oep", "-oeq", "-oew", "-v", "-m", "-om"):
             pass  # sendmail compatibility options that change nothing here yet
         elif arg.startswith("-f") and len(arg) > 2:
             cl.sender = arg[2:]
@@ -279,15 +302,84 @@ def run_smtp_stdio(cl: CommandLine, out: TextIO, inp) -> int:  # type: ignore[no
             out.write(text)
         return result.close
 
-    if send(session.greeting()):
+    def converse() -> None:
+        if send(session.greeting()):
+            return
+        while True:
+            data = binary_in.readline() if hasattr(binary_in, "readline") else b""
+            if not data:
+                send(session.eof())
+                return
+            if send(session.feed(data)):
+                return
+
+    converse()
+    if not testing:
+        _deliver_after_reception(cl, config, [mid for mid, wanted in session.received if wanted])
+    return 0
+
+
+def _delivery_logger(config):  # type: ignore[no-untyped-def]
+    from pyxim.log import Logger
+
+    return Logger(str(config.main.get("log_file_path") or ""), str(config.main["spool_directory"]))
+
+
+def _deliver_after_reception(cl: CommandLine, config, message_ids: list[str]) -> None:  # type: ignore[no-untyped-def]
+    """Exim starts a delivery for a message it has just received: in the foreground with -odi,
+    in a detached process with -odb (the default), not at all with -odq or queue_only."""
+    from pyxim.delivery.runner import deliver_now, immediate_delivery_wanted, spool_for
+
+    if cl.delivery_mode == "q" or not message_ids or not immediate_delivery_wanted(config):
+        return
+    if cl.delivery_mode == "b":
+        if os.fork():
+            return
+        os.setsid()
+        if os.fork():
+            os._exit(0)
+        devnull = os.open(os.devnull, os.O_RDWR)
+        for fd in (0, 1, 2):
+            os.dup2(devnull, fd)
+        try:
+            spool, logger = spool_for(config), _delivery_logger(config)
+            for message_id in message_ids:
+                deliver_now(config, spool, message_id, logger.main)
+        finally:
+            os._exit(0)
+    spool, logger = spool_for(config), _delivery_logger(config)
+    for message_id in message_ids:
+        deliver_now(config, spool, message_id, logger.main)
+
+
+def run_delivery(cl: CommandLine) -> int:
+    """-M ids (deliver these now, frozen or not), -q/-qf/-qff (a queue run)."""
+    from pyxim.delivery.runner import deliver_now, queue_run, spool_for
+    from pyxim.spool.ids import is_message_id
+
+    config = _load(cl)
+    spool, logger = spool_for(config), _delivery_logger(config)
+    if cl.mode == "-q":
+        flags = cl.queue_run or "-q"
+        queue_run(config, spool, logger.main, force="f" in flags, frozen="ff" in flags,
+                  flag="" if flags == "-q" else flags)
         return 0
-    while True:
-        data = binary_in.readline() if hasattr(binary_in, "readline") else b""
-        if not data:
-            send(session.eof())
-            return 0
-        if send(session.feed(data)):
-            return 0
+    if not cl.args:
+        raise UsageError(f"no message ids given after {cl.mode} option")
+    status = 0
+    for message_id in cl.args:
+        if not is_message_id(message_id):
+            print(f"{PROG}: malformed message id: {message_id}", file=sys.stderr)
+            status = 1
+            continue
+        outcome = deliver_now(config, spool, message_id, logger.main, force=True)
+        if outcome.state == "missing":
+            print(f"Spool file not found: {message_id}-H", file=sys.stderr)
+            status = 1
+        elif outcome.state == "locked":
+            print(f"Spool file is locked (another process is handling this message): {message_id}", file=sys.stderr)
+            status = 1
+    return status
 
 
 def run_bt(cl: CommandLine, out: TextIO, inp: TextIO) -> int:
@@ -361,7 +453,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         if cl.mode in ("-bd", "-bdf"):
             from pyxim.smtp.daemon import run_daemon
 
-            return run_daemon(cl.config_path, cl.macros, cl.listen, detach=cl.mode == "-bd")
+            return run_daemon(cl.config_path, cl.macros, cl.listen, detach=cl.mode == "-bd",
+                              queue_interval=cl.queue_interval)
+        if cl.mode in ("-q", "-M", "-Mc"):
+            return run_delivery(cl)
         if cl.mode in ("-bt", "-bv"):
             return run_bt(cl, sys.stdout, sys.stdin)
         if cl.mode in ("-bs", "-bh"):
@@ -375,7 +470,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             sender = cl.sender
             if sender is not None and sender.startswith("<") and sender.endswith(">"):
                 sender = sender[1:-1]
-            submit(config, sys.stdin.buffer, cl.args, cl.extract, cl.dot_ends, sender, cl.full_name)
+            message_id, wanted = submit(config, sys.stdin.buffer, cl.args, cl.extract, cl.dot_ends, sender,
+                                        cl.full_name)
+            if wanted:
+                _deliver_after_reception(cl, config, [message_id])
             return 0
         if cl.mode == "":
             raise UsageError("no mode given (try -bV, -bP, -be or --help)")

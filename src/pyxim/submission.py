@@ -50,7 +50,7 @@ def _gecos_name() -> str:
 
 
 def submit(config: Config, stdin, recipients: list[str], extract: bool, dot_ends: bool,  # type: ignore[no-untyped-def]
-           sender: str | None, full_name: str | None) -> str:
+           sender: str | None, full_name: str | None) -> tuple[str, bool]:
     spool = Spool(Path(str(config.main["spool_directory"])), bool(config.main.get("split_spool_directory")))
     logger = Logger(str(config.main.get("log_file_path") or ""), str(config.main["spool_directory"]))
 
@@ -96,4 +96,6 @@ def submit(config: Config, stdin, recipients: list[str], extract: bool, dot_ends
     reply = "".join(out.replies)
     if not reply.startswith("250"):
         raise SubmissionError(reply.strip())
-    return reply.split("id=", 1)[1].strip()
+    message_id = reply.split("id=", 1)[1].strip()
+    wanted = any(mid == message_id and deliver for mid, deliver in session.received)
+    return message_id, wanted

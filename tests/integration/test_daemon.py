@@ -26,6 +26,7 @@ log_file_path = {root}/log/%slog
 pid_file_path = {root}/pyxim.pid
 smtp_receive_timeout = 30s
 smtp_accept_max = 100
+queue_only
 domainlist local_domains = example.org
 acl_smtp_rcpt = acl_check_rcpt
 tls_advertise_hosts =

@@ -39,6 +39,10 @@ class RoutedAddress:
     hosts: list[Host] = field(default_factory=list)
     outcome: str = "routed"  # routed, failed, deferred, discarded
     message: str = ""
+    # what the transport sees: $local_part_data, $domain_data, $address_data, $home …
+    variables: dict[str, str] = field(default_factory=dict)
+    uid: int | None = None  # the user to deliver as (check_local_user or the router's user)
+    gid: int | None = None
 
 
 class _Decline(Exception):
@@ -91,8 +95,48 @@ def _preconditions(inst: DriverInstance, ctx: ExpansionContext, verifying: bool)
             pw = pwd.getpwnam(local_part)
         except KeyError:
             return False
+        # the password file's spelling is not tainted: it may name files
         ctx.variables["home"] = pw.pw_dir
+        ctx.variables["local_part_data"] = pw.pw_name
+        ctx.variables[_LOCAL_USER] = f"{pw.pw_uid}:{pw.pw_gid}"
     return True
+
+
+# Where check_local_user leaves the user's uid:gid for the delivery (not a $-variable).
+_LOCAL_USER = "pyxim:local_user"
+_TRANSPORT_VARIABLES = ("local_part_data", "domain_data", "address_data", "home", "local_part_prefix",
+                        "local_part_suffix")
+
+
+def _routed(result: RoutedAddress, inst: DriverInstance, ctx: ExpansionContext) -> None:
+    """Note what the transport needs from the router that accepted the address."""
+    address_data = inst.options.get("address_data")
+    if address_data is not None:
+        ctx.variables["address_data"] = expand_string(str(address_data), ctx)
+    result.variables = {k: ctx.variables[k] for k in _TRANSPORT_VARIABLES if k in ctx.variables}
+    user = ctx.variables.get(_LOCAL_USER)
+    if user:
+        uid, gid = user.split(":")
+        result.uid, result.gid = int(uid), int(gid)
+    if inst.options.get("user") is not None:
+        result.uid = _numeric_id(inst.options["user"], "user")
+    if inst.options.get("group") is not None:
+        result.gid = _numeric_id(inst.options["group"], "group")
+
+
+def _numeric_id(value: object, kind: str) -> int | None:
+    if isinstance(value, int):
+        return value
+    import grp
+    import pwd
+
+    text = str(value)
+    try:
+        if text.isdigit():
+            return int(text)
+        return pwd.getpwnam(text).pw_uid if kind == "user" else grp.getgrnam(text).gr_gid
+    except KeyError:
+        return None
 
 
 def _resolve(ctx: ExpansionContext, name: str) -> list[str]:
@@ -185,6 +229,7 @@ def _route_one(config: Config, address: str, parents: list[str], generation: int
                 continue
             if inst.driver == "accept":
                 result.router, result.transport = inst.name, _transport_name(config, inst, context)
+                _routed(result, inst, context)
                 return result
             if inst.driver == "redirect":
                 data = _expand_option(inst, "data", context)
@@ -221,6 +266,7 @@ def _route_one(config: Config, address: str, parents: list[str], generation: int
                     continue
                 result.router, result.transport = inst.name, _transport_name(config, inst, context)
                 result.hosts = hosts
+                _routed(result, inst, context)
                 return result
             # drivers whose routing is not implemented yet decline
         except _RouterDefer as exc:

@@ -81,6 +81,8 @@ class Daemon:
     sessions: set[asyncio.Task] = field(default_factory=set)
     per_host: dict[str, int] = field(default_factory=dict)
     servers: list[asyncio.base_events.Server] = field(default_factory=list)
+    queue_interval: float | None = None  # -q<time>: seconds between queue runs
+    deliveries: set[asyncio.Task] = field(default_factory=set)
 
     def __post_init__(self) -> None:
         self.config = load_config(self.config_path, self.macros)
@@ -103,6 +105,45 @@ class Daemon:
             self.logger.main(f"pid {os.getpid()}: SIGHUP received: re-reading configuration")
         except ConfigError as exc:
             self.logger.panic(f"configuration reload failed, keeping the old one: {exc}")
+
+    queue_flag: str = ""
+
+    def queue_text(self) -> str:
+        return self.queue_flag if self.queue_interval else "no queue runs"
+
+    def start_deliveries(self, received: list[tuple[str, bool]]) -> None:
+        """Deliver what was just received, in the background (Exim forks a delivery process;
+        here a bounded number of worker threads), unless queue_only or an ACL said to queue it."""
+        from pyxim.delivery.runner import immediate_delivery_wanted
+
+        if not immediate_delivery_wanted(self.config):
+            return
+        for message_id, wanted in received:
+            if wanted:
+                task = asyncio.get_running_loop().create_task(self.deliver(message_id))
+                self.deliveries.add(task)
+                task.add_done_callback(self.deliveries.discard)
+
+    async def deliver(self, message_id: str) -> None:
+        from pyxim.delivery.runner import deliver_now
+
+        async with self.delivery_slots:
+            try:
+                await asyncio.to_thread(deliver_now, self.config, self.spool, message_id, self.logger.main)
+            except Exception as exc:  # noqa: BLE001 — the message stays queued for the next queue run
+                self.logger.panic(f"{message_id} delivery failed: {type(exc).__name__}: {exc}")
+
+    async def queue_runner(self, interval: float) -> None:
+        """-q<time> with -bd: a queue run every interval (Exim starts one queue-runner process)."""
+        from pyxim.delivery.runner import queue_run
+
+        while True:
+            await asyncio.sleep(interval)
+            async with self.delivery_slots:
+                try:
+                    await asyncio.to_thread(queue_run, self.config, self.spool, self.logger.main)
+                except Exception as exc:  # noqa: BLE001
+                    self.logger.panic(f"queue run failed: {type(exc).__name__}: {exc}")
 
     def store(self, message: SpoolMessage, body: bytes) -> str:
         self.spool.write(message, body)
@@ -194,6 +235,9 @@ class Daemon:
                 out = await asyncio.to_thread(session.feed, data)
                 if out.replies:
                     await send("".join(out.replies))
+                if session.received:
+                    self.start_deliveries(session.received)
+                    session.received = []
                 if out.close:
                     return
                 if out.start_tls:
@@ -327,7 +371,7 @@ class Daemon:
                 raise ConfigError(f"failed to listen on {lst.address} port {lst.port}: {exc.strerror}") from None
             self.servers.append(server)
         self.logger.main(
-            f"pyxim {__version__} daemon started: pid={os.getpid()}, no queue runs, "
+            f"pyxim {__version__} daemon started: pid={os.getpid()}, {self.queue_text()}, "
             f"listening for SMTP on {listening_text(listeners)}"
         )
         pid_file = str(self.config.main.get("pid_file_path") or "")
@@ -335,6 +379,11 @@ class Daemon:
             with contextlib.suppress(OSError):
                 Path(pid_file).parent.mkdir(parents=True, exist_ok=True)
                 Path(pid_file).write_text(f"{os.getpid()}\n")
+        # at most remote_max_parallel (default 4) deliveries at once, like Exim's parallel deliveries
+        self.delivery_slots = asyncio.Semaphore(max(1, int(self.config.main.get("remote_max_parallel") or 4)))
+        runner = None
+        if self.queue_interval:
+            runner = asyncio.get_running_loop().create_task(self.queue_runner(self.queue_interval))
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         loop.add_signal_handler(signal.SIGTERM, stop.set)
@@ -343,13 +392,27 @@ class Daemon:
         await stop.wait()
         for server in self.servers:
             server.close()
+        if runner is not None:
+            runner.cancel()
         if self.sessions:
             await asyncio.wait(list(self.sessions), timeout=DRAIN_SECONDS)
+        if self.deliveries:
+            # a delivery cut short leaves the message queued: it is tried again later
+            await asyncio.wait(list(self.deliveries), timeout=DRAIN_SECONDS)
         self.logger.main(f"pid {os.getpid()}: SIGTERM received: daemon terminating")
 
 
-def run_daemon(config_path: str | None, macros: dict[str, str], listen: str | None, detach: bool) -> int:
+def run_daemon(config_path: str | None, macros: dict[str, str], listen: str | None, detach: bool,
+               queue_interval: str | None = None) -> int:
     daemon = Daemon(config_path, macros, listen)
+    if queue_interval:
+        from pyxim.config.options import read_time
+
+        seconds = read_time(queue_interval)
+        if not seconds or seconds <= 0:
+            raise ConfigError(f"bad time value {queue_interval} for -q")
+        daemon.queue_interval = float(seconds)
+        daemon.queue_flag = f"-q{queue_interval}"
     if detach:
         if os.fork():
             return 0

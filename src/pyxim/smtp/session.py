@@ -107,6 +107,8 @@ class SmtpSession:
         self.unknown = 0
         self.messages_received = 0
         self.session_controls: set[str] = set()
+        # (message id, deliver at once?) for each message stored; the caller drains it
+        self.received: list[tuple[str, bool]] = []
         self.current_message_id = ""  # set while a message is being received (log lines carry it)
         # Exim's smtp_enforce_sync applies to TCP sessions only (not -bs/-bh on a pipe)
         self.enforce_sync = False
@@ -888,6 +890,8 @@ class SmtpSession:
             message.recipients = accepted
         try:
             stored_id = self.store(message, body)
+            # the daemon (or -bs) starts a delivery for it unless the ACLs asked to queue it
+            self.received.append((stored_id, not (controls & {"queue", "queue_only"}) and not frozen))
         except OSError as exc:
             out.replies.append(self._reply("451", "Temporary local problem - please try later"))
             self.log(f"spool write failed: {exc}")

@@ -112,6 +112,15 @@ class Spool:
         os.rename(tmp, hpath)
         _sync_dir(d)
 
+    def update_header(self, message: SpoolMessage) -> None:
+        """Replace the -H file (after a delivery attempt): a new file renamed over the old, synced."""
+        d = self.input_dir(message.message_id)
+        hpath, _ = self.paths(message.message_id)
+        tmp = d / f"hdr.{message.message_id}"
+        _write_file(tmp, message.header_file(), sync=True)
+        os.rename(tmp, hpath)
+        _sync_dir(d)
+
     def read(self, message_id: str) -> tuple[SpoolMessage, bytes]:
         hpath, dpath = self.paths(message_id)
         message = SpoolMessage.parse_header_file(hpath.read_bytes())

@@ -1,0 +1,67 @@
+"""Delivery: what happens to a spooled message after reception.
+
+The delivery engine (engine.py) reads a message from the spool, routes each
+recipient not yet delivered, hands the routed addresses to their transports
+and records the outcome in the spool and the logs, as Exim's deliver.c does.
+A transport never reads the SMTP session; it gets a `TransportCall`: the
+message as spooled, the address as routed and an expansion context in which
+the routing variables ($local_part, $domain, $local_part_data, $home,
+$address_data …) are set.
+
+Transports register a delivery function for their driver name here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # pragma: no cover
+    from pyxim.config.model import Config, DriverInstance
+    from pyxim.expand.context import ExpansionContext
+    from pyxim.spool.format import SpoolMessage
+
+
+@dataclass(slots=True)
+class TransportCall:
+    """One address handed to one transport."""
+
+    config: Config
+    transport: DriverInstance
+    message: SpoolMessage
+    body: bytes  # the -D file's data, without its first line (LF line ends, as spooled)
+    address: str  # the address being delivered (after redirection)
+    original: str  # the recipient as received (Exim's "<" parent in log lines)
+    ctx: ExpansionContext  # routing variables set; expansions of transport options happen here
+    uid: int | None = None  # run as this user (router/transport `user`, check_local_user); None: as we are
+    gid: int | None = None
+
+
+@dataclass(slots=True)
+class DeliveryResult:
+    """The outcome for one address, worded for the log lines.
+
+    status: "ok" (=>), "defer" (==, tried again later) or "fail" (**, bounced).
+    message: why (for == and ** lines and bounces); detail: extra fields for
+    the => line (e.g. " C=\"250 OK\"" for SMTP)."""
+
+    status: str
+    message: str = ""
+    detail: str = ""
+    # what the transport wants logged besides the delivery line (log_output …)
+    log: list[str] = field(default_factory=list)
+
+
+TransportFunc = Callable[[TransportCall], DeliveryResult]
+TRANSPORTS: dict[str, TransportFunc] = {}
+
+
+def transport(driver: str) -> Callable[[TransportFunc], TransportFunc]:
+    """Register the delivery function of a transport driver (`driver = appendfile` …)."""
+
+    def register(func: TransportFunc) -> TransportFunc:
+        TRANSPORTS[driver] = func
+        return func
+
+    return register

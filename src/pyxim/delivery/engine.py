@@ -1,0 +1,230 @@
+"""Delivering one spooled message: route, transport, record — Exim's deliver.c in outline.
+
+For every recipient not yet done the routers decide; each routed address is
+handed to its transport; the outcome is logged with Exim's flags
+(`=>` delivered, `**` failed, `==` deferred) and kept in the spool: done
+addresses go into the -H file's non-recipients tree, so a later attempt
+(a queue run) tries only what is left. When nothing is left the message is
+"Completed" and its spool files are removed. Failed addresses produce a
+bounce to the sender (delivery/bounce.py).
+
+A message is worked on by one process at a time: its -D file is locked with
+fcntl for the whole attempt, as Exim does, so a queue runner and the
+daemon's immediate delivery never deliver the same message twice.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+
+from pyxim.config.model import Config
+from pyxim.delivery import TRANSPORTS, DeliveryResult, TransportCall
+from pyxim.expand import ExpansionContext
+from pyxim.expand.taint import Tainted
+from pyxim.routers.engine import RoutedAddress, route_address
+from pyxim.spool.format import SpoolFormatError, SpoolMessage
+from pyxim.spool.store import Spool
+
+LogFunc = Callable[[str], None]
+
+
+@dataclass(slots=True)
+class AttemptOutcome:
+    """What one delivery attempt did, for the caller (queue runner, -M, tests)."""
+
+    message_id: str
+    state: str  # completed, deferred, frozen, locked, missing
+    delivered: list[str] = field(default_factory=list)
+    failed: list[tuple[str, str]] = field(default_factory=list)  # (address, reason)
+    deferred: list[tuple[str, str]] = field(default_factory=list)
+    bounces: list[str] = field(default_factory=list)  # ids of the bounce messages it spooled
+
+
+@contextlib.contextmanager
+def _locked(spool: Spool, message_id: str) -> Iterator[bool]:
+    """Hold the message's -D file lock (non-blocking); yields False if another process has it."""
+    _, dpath = spool.paths(message_id)
+    try:
+        fd = os.open(dpath, os.O_RDWR)
+    except FileNotFoundError:
+        yield False
+        return
+    try:
+        try:
+            fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB, 0, 0)
+        except OSError:
+            yield False
+            return
+        yield True
+    finally:
+        os.close(fd)
+
+
+def deliver_message(
+    config: Config, spool: Spool, message_id: str, log: LogFunc, *, force: bool = False,
+    clock: Callable[[], float] | None = None,
+) -> AttemptOutcome:
+    """One delivery attempt for one message (Exim's deliver_message)."""
+    with _locked(spool, message_id) as mine:
+        if not mine:
+            return AttemptOutcome(message_id, "locked")
+        try:
+            message, body = spool.read(message_id)
+        except (OSError, SpoolFormatError) as exc:
+            log(f"{message_id} Spool file is missing or damaged: {exc}")
+            return AttemptOutcome(message_id, "missing")
+        if "frozen" in message.options and not force:
+            return AttemptOutcome(message_id, "frozen")
+        if "frozen" in message.options:
+            del message.options["frozen"]
+            log(f"{message_id} Unfrozen by forced delivery")
+        outcome = _attempt(config, spool, message, body, log, clock)
+        if outcome.failed:
+            from pyxim.delivery.bounce import send_bounce
+
+            bounce_id = send_bounce(config, spool, message, body, outcome.failed, log)
+            if bounce_id is not None:
+                outcome.bounces.append(bounce_id)
+        done = set(message.non_recipients)
+        if all(r.address in done for r in message.recipients):
+            spool.remove(message_id)
+            log(f"{message_id} Completed")
+            outcome.state = "completed"
+        else:
+            spool.update_header(message)
+            outcome.state = "deferred"
+        return outcome
+
+
+def _context(config: Config, message: SpoolMessage, body: bytes, clock: Callable[[], float] | None) -> ExpansionContext:
+    from pyxim.expand.message import HeaderLine, Message
+
+    ctx = ExpansionContext(config=config, now=clock) if clock is not None else ExpansionContext(config=config)
+    ctx.message = Message(
+        [HeaderLine(h.text.split(":", 1)[0], h.text, h.type) for h in message.headers],
+        body.decode("utf-8", "surrogateescape"),
+    )
+    sender = Tainted(message.sender)
+    ctx.variables.update({
+        "message_exim_id": message.message_id,
+        "message_id": message.message_id,
+        "sender_address": sender,
+        "return_path": sender,
+        "recipients_count": str(len(message.recipients)),
+        "message_size": str(len(body) + sum(len(h.text) for h in message.headers)),
+    })
+    return ctx
+
+
+def _attempt(
+    config: Config, spool: Spool, message: SpoolMessage, body: bytes, log: LogFunc,
+    clock: Callable[[], float] | None,
+) -> AttemptOutcome:
+    from pyxim import transports  # noqa: F401 — registers every transport's delivery function
+
+    outcome = AttemptOutcome(message.message_id, "deferred")
+    mid = message.message_id
+    done = set(message.non_recipients)
+    for recipient in message.recipients:
+        original = recipient.address
+        if original in done:
+            continue
+        base = _context(config, message, body, clock)
+        routed = route_address(config, original, dict(base.variables), ctx=None)
+        finished = True
+        for r in routed:
+            if r.address in done and r.address != original:
+                continue  # a redirection already delivered in an earlier attempt
+            result = _one(config, message, body, r, original, base, clock)
+            parent = f" <{original}>" if r.address != original or r.outcome == "discarded" else ""
+            if result.status == "ok":
+                outcome.delivered.append(r.address)
+                if r.outcome == "discarded":
+                    log(f"{mid} => :blackhole: <{r.address}> R={r.router}")
+                else:
+                    who = _log_address(config, r)
+                    shown = f" <{original}>" if r.transport and _is_local(config, r) else parent
+                    log(f"{mid} => {who}{shown} R={r.router} T={r.transport}{result.detail}")
+                if r.address != original:
+                    message.non_recipients.append(r.address)
+                    done.add(r.address)
+            elif result.status == "fail":
+                outcome.failed.append((r.address, result.message))
+                if not message.sender:
+                    finished = False  # a bounce that cannot be delivered is frozen, not dropped
+                router = f" R={r.router}" if r.router else ""
+                transport = f" T={r.transport}" if r.transport and r.outcome == "routed" else ""
+                log(f"{mid} ** {r.address}{parent}{router}{transport}: {result.message}")
+            else:
+                finished = False
+                outcome.deferred.append((r.address, result.message))
+                router = f" R={r.router}" if r.router else ""
+                transport = f" T={r.transport}" if r.transport and r.outcome == "routed" else ""
+                why = f": {result.message}" if result.message else ""
+                log(f"{mid} == {r.address}{parent}{router}{transport} defer (-1){why}")
+            for line in result.log:
+                log(f"{mid} {line}")
+        if finished:
+            message.non_recipients.append(original)
+            done.add(original)
+    return outcome
+
+
+def _is_local(config: Config, r: RoutedAddress) -> bool:
+    t = next((t for t in config.transports if t.name == r.transport), None)
+    return t is not None and t.driver in ("appendfile", "pipe", "lmtp", "autoreply", "queuefile")
+
+
+def _log_address(config: Config, r: RoutedAddress) -> str:
+    # Exim shows a local delivery by its local part (the mailbox), a remote one by the address
+    if r.transport and _is_local(config, r):
+        return r.address.rpartition("@")[0]
+    return r.address
+
+
+def _one(
+    config: Config, message: SpoolMessage, body: bytes, r: RoutedAddress, original: str, base: ExpansionContext,
+    clock: Callable[[], float] | None,
+) -> DeliveryResult:
+    if r.outcome == "failed":
+        return DeliveryResult("fail", r.message)
+    if r.outcome == "deferred":
+        return DeliveryResult("defer", r.message)
+    if r.outcome == "discarded":
+        return DeliveryResult("ok")
+    if not r.transport:
+        return DeliveryResult("defer", f"No transport set by {r.router} router")
+    inst = next((t for t in config.transports if t.name == r.transport), None)
+    if inst is None:
+        return DeliveryResult("defer", f'transport "{r.transport}" not found in {r.router} router')
+    func = TRANSPORTS.get(inst.driver)
+    if func is None:
+        return DeliveryResult("defer", f"{inst.driver} transport: delivery not available in this version")
+    ctx = _context(config, message, body, clock)
+    local_part, _, domain = r.address.rpartition("@")
+    olp, _, odom = original.rpartition("@")
+    ctx.variables.update({
+        "local_part": Tainted(local_part), "domain": Tainted(domain),
+        "original_local_part": Tainted(olp), "original_domain": Tainted(odom),
+        "parent_local_part": Tainted(olp) if r.address != original else "",
+        "parent_domain": Tainted(odom) if r.address != original else "",
+    })
+    ctx.variables.update(r.variables)
+    uid, gid = r.uid, r.gid
+    if inst.options.get("user") is not None:
+        from pyxim.routers.engine import _numeric_id
+
+        uid = _numeric_id(inst.options["user"], "user")
+    if inst.options.get("group") is not None:
+        from pyxim.routers.engine import _numeric_id
+
+        gid = _numeric_id(inst.options["group"], "group")
+    call = TransportCall(config, inst, message, body, r.address, original, ctx, uid, gid)
+    try:
+        return func(call)
+    except Exception as exc:  # noqa: BLE001 — a transport bug defers the address, never loses it
+        return DeliveryResult("defer", f"{inst.name} transport failed: {type(exc).__name__}: {exc}")

@@ -1,0 +1,45 @@
+"""Starting deliveries: right after reception, for chosen messages (-M), and queue runs (-q…)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+from pyxim.config.model import Config
+from pyxim.delivery.engine import AttemptOutcome, deliver_message
+from pyxim.spool.store import Spool
+
+LogFunc = Callable[[str], None]
+
+
+def spool_for(config: Config) -> Spool:
+    return Spool(Path(str(config.main["spool_directory"])), bool(config.main.get("split_spool_directory")))
+
+
+def deliver_now(config: Config, spool: Spool, message_id: str, log: LogFunc, force: bool = False) -> AttemptOutcome:
+    """Deliver one message and, when it produced a bounce, that bounce too (as Exim's delivery process does)."""
+    outcome = deliver_message(config, spool, message_id, log, force=force)
+    for bounce_id in outcome.bounces:
+        deliver_message(config, spool, bounce_id, log)
+    return outcome
+
+
+def queue_run(config: Config, spool: Spool, log: LogFunc, *, force: bool = False, frozen: bool = False,
+              flag: str = "") -> list[AttemptOutcome]:
+    """One pass over the queue, oldest first (Exim's -q, -qf, -qff)."""
+    pid = os.getpid()
+    log(f"Start queue run: pid={pid}{(' ' + flag) if flag else ''}")
+    outcomes = []
+    for message_id in list(spool.message_ids()):
+        outcomes.append(deliver_now(config, spool, message_id, log, force=frozen))
+    log(f"End queue run: pid={pid}{(' ' + flag) if flag else ''}")
+    return outcomes
+
+
+def immediate_delivery_wanted(config: Config, controls: set[str] | None = None) -> bool:
+    """Exim delivers at once unless queue_only is set or an ACL said control = queue/queue_only."""
+    if config.main.get("queue_only"):
+        return False
+    words = {c.split("/", 1)[0] for c in controls or ()}
+    return not words & {"queue", "queue_only"}

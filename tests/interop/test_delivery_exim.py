@@ -1,0 +1,99 @@
+"""Delivery outcomes and their log lines, pyxim against exim4 on the same configuration and message.
+
+Both programs receive a message on standard input (-odi: delivery in the
+foreground) for addresses that a redirect router discards, fails or cannot
+route; the main log lines of the attempt — =>, **, the bounce's <= <> R=,
+the bounce's own failure, Frozen, Completed — must agree.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import pytest
+
+from tests.interop import oracle
+
+pytestmark = pytest.mark.skipif(oracle.EXIM is None, reason="exim4 not installed")
+
+CONFIG = """\
+primary_hostname = t.example
+qualify_domain = t.example
+spool_directory = ROOT/spool
+log_file_path = ROOT/%slog
+domainlist local_domains = t.example
+begin routers
+aliases:
+  driver = redirect
+  domains = +local_domains
+  data = ${lookup{$local_part}lsearch{ROOT/aliases}}
+  allow_fail
+bad:
+  driver = redirect
+  domains = +local_domains
+  local_parts = gone
+  allow_fail
+  data = :fail: this user has left
+"""
+
+ALIASES = "hole: :blackhole:\nalias: gone@t.example, hole@t.example\nleft: :fail: moved away\n"
+
+
+def run(command: list[str], recipients: list[str]) -> list[str]:
+    root = Path(tempfile.mkdtemp(prefix="pyxim-deliver-"))
+    try:
+        root.chmod(0o777)  # Exim drops to its own user with -C
+        (root / "aliases").write_text(ALIASES)
+        (root / "aliases").chmod(0o644)
+        conf = root / "c.conf"
+        conf.write_text(CONFIG.replace("ROOT", str(root)))
+        conf.chmod(0o644)
+        subprocess.run(command + ["-C", str(conf), "-odi", "-f", "sender@x.example", *recipients],
+                       input=b"Subject: hi\n\nbody\n", capture_output=True, timeout=60)
+        text = (root / "mainlog").read_text()
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+    lines = []
+    for line in text.splitlines():
+        line = line[20:]  # the time stamp
+        line = re.sub(r"[0-9A-Za-z]{6}-[0-9A-Za-z]{6}-[0-9A-Za-z]{2}", "ID", line)
+        line = re.sub(r" U=\S+", " U=USER", line)
+        line = re.sub(r" S=\d+", " S=SIZE", line)
+        if re.match(r"ID (=>|\*\*|==|<=|Completed|Frozen)", line):
+            lines.append(line)
+    return sorted(lines)
+
+
+@pytest.mark.parametrize("recipients", [
+    ["hole@t.example"],
+    ["gone@t.example", "nosuch@t.example"],
+    ["alias@t.example", "left@t.example"],
+])
+def test_log_lines_match_exim(recipients: list[str]) -> None:
+    exim = run([oracle.EXIM], recipients)
+    assert any("<= sender@x.example" in line for line in exim)
+    assert run([sys.executable, "-m", "pyxim"], recipients) == exim
+
+
+def test_queue_run_delivers_what_was_queued(tmp_path: Path) -> None:
+    """-odq leaves the message on the queue; -q delivers it and logs the run."""
+    tmp_path.chmod(0o755)
+    (tmp_path / "aliases").write_text(ALIASES)
+    conf = tmp_path / "c.conf"
+    conf.write_text(CONFIG.replace("ROOT", str(tmp_path)))
+    pyxim = [sys.executable, "-m", "pyxim", "-C", str(conf)]
+    subprocess.run(pyxim + ["-odq", "-f", "s@x.example", "hole@t.example"], input=b"Subject: q\n\nx\n",
+                   check=True, timeout=60)
+    assert subprocess.run(pyxim + ["-bpc"], capture_output=True, text=True).stdout == "1\n"
+    subprocess.run(pyxim + ["-q"], check=True, timeout=60)
+    assert subprocess.run(pyxim + ["-bpc"], capture_output=True, text=True).stdout == "0\n"
+    log = (tmp_path / "mainlog").read_text()
+    assert "Start queue run: pid=" in log and "End queue run: pid=" in log
+    assert re.search(r"=> :blackhole: <hole@t.example> R=aliases\n.*Completed", log)
+    assert os.listdir(tmp_path / "spool" / "input") == []
