@@ -45,6 +45,8 @@ class CommandLine:
 _WITH_VALUE = {"-C", "-bem", "-f", "-F", "-oX", "-oMa", "-oMs", "-oMr", "-oMt", "-oMi", "-oMaa", "-oMai"}
 
 
+_MESSAGE_COMMANDS = ("-Mf", "-Mt", "-Mrm", "-Mg", "-Mar", "-Mmd", "-Mvh", "-Mvb")
+
 # -q, -qq, -qf, -qff, -qi … optionally followed by a time (with -bd: the interval between runs)
 _QUEUE_RUN = re.compile(r"-q(q?f{0,2}i?)(\d+[smhdw]?(?:\d+[smhdw])*)?")
 
@@ -96,7 +98,7 @@ def parse_command_line(argv: Sequence[str]) -> CommandLine:
             cl.queue_interval = m.group(2) or None
             if cl.mode == "":
                 cl.mode = "-q"
-        elif arg in ("-M", "-Mc"):
+        elif arg in ("-M", "-Mc") or arg in _MESSAGE_COMMANDS:
             cl.mode = arg
         elif arg in ("-odq", "-odqs"):
             cl.delivery_mode = "q"
@@ -382,6 +384,30 @@ def run_delivery(cl: CommandLine) -> int:
     return status
 
 
+def run_message_command(cl: CommandLine, out: TextIO) -> int:
+    """-Mf/-Mt/-Mrm/-Mg ids…, -Mar/-Mmd id addresses…, -Mvh/-Mvb id."""
+    from pyxim.delivery.runner import spool_for
+    from pyxim.queue.admin import message_command
+    from pyxim.spool.ids import is_message_id
+
+    config = _load(cl)
+    spool, logger = spool_for(config), _delivery_logger(config)
+    if not cl.args:
+        raise UsageError(f"no message ids given after {cl.mode} option")
+    with_addresses = cl.mode in ("-Mar", "-Mmd")
+    ids = cl.args[:1] if with_addresses else cl.args
+    status = 0
+    for message_id in ids:
+        if not is_message_id(message_id):
+            print(f"{PROG}: malformed message id {message_id} after {cl.mode} option", file=sys.stderr)
+            return 1
+        text, rc = message_command(config, spool, cl.mode, message_id,
+                                   cl.args[1:] if with_addresses else [], logger.main)
+        out.write(text)
+        status = max(status, rc)
+    return status
+
+
 def run_bt(cl: CommandLine, out: TextIO, inp: TextIO) -> int:
     """-bt (show routing) and -bv (verify): addresses from the arguments, or one per line on stdin."""
     from pyxim.address import extract_address
@@ -457,6 +483,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                               queue_interval=cl.queue_interval)
         if cl.mode in ("-q", "-M", "-Mc"):
             return run_delivery(cl)
+        if cl.mode in _MESSAGE_COMMANDS:
+            return run_message_command(cl, sys.stdout)
         if cl.mode in ("-bt", "-bv"):
             return run_bt(cl, sys.stdout, sys.stdin)
         if cl.mode in ("-bs", "-bh"):

@@ -68,7 +68,12 @@ def submit(config: Config, stdin, recipients: list[str], extract: bool, dot_ends
     if sender is None:
         sender = default_sender
         session.extra_options = {"auth_id": _login(), "auth_sender": default_sender, "local": None}
-    session.originator_name = full_name if full_name is not None else _gecos_name()
+    # Exim names the caller in a generated From: only when the sender is the caller's own address
+    # (or -F gives a name): "-f other@address" alone makes "From: other@address"
+    if full_name is not None:
+        session.originator_name = full_name
+    else:
+        session.originator_name = _gecos_name() if sender == default_sender else ""
     addresses = list(recipients)
     if extract:
         headers, _ = _split_message(data)

@@ -30,16 +30,21 @@ def _hostname(config: Config) -> str:
 
 
 def bounce_text(
-    config: Config, message: SpoolMessage, body: bytes, failed: list[tuple[str, str]], boundary: str
+    config: Config, message: SpoolMessage, body: bytes, failed: list[tuple[str, str, str]], boundary: str
 ) -> bytes:
     """The bounce's body: explanation, delivery-status part, the returned message."""
     host = _hostname(config)
     parts = [f"--{boundary}\nContent-type: text/plain; charset=us-ascii\n\n", _INTRO]
-    for address, reason in failed:
-        parts.append(f"  {address}\n    {reason}\n")
+    for address, reason, original in failed:
+        parts.append(f"  {address}\n")
+        if original != address:
+            parts.append(f"    (generated from {original})\n")
+        if reason:
+            parts.append(f"    {reason}\n")
     parts.append(f"\n--{boundary}\nContent-type: message/delivery-status\n\nReporting-MTA: dns; {host}\n\n")
-    for address, _reason in failed:
-        parts.append(f"Action: failed\nFinal-Recipient: rfc822;{address}\nStatus: 5.0.0\n\n")
+    for _address, _reason, original in failed:
+        # Exim names the recipient as it was received (the address before redirection)
+        parts.append(f"Action: failed\nFinal-Recipient: rfc822;{original}\nStatus: 5.0.0\n\n")
     parts.append(f"--{boundary}\nContent-type: message/rfc822\n\n")
     text = "".join(parts).encode("utf-8", "surrogateescape")
     returned = f"Return-path: <{message.sender}>\n".encode("utf-8", "surrogateescape")
@@ -56,7 +61,7 @@ def bounce_text(
 
 
 def send_bounce(
-    config: Config, spool: Spool, message: SpoolMessage, body: bytes, failed: list[tuple[str, str]], log
+    config: Config, spool: Spool, message: SpoolMessage, body: bytes, failed: list[tuple[str, str, str]], log
 ) -> str | None:  # type: ignore[no-untyped-def]
     """Spool a bounce for `failed` to the message's sender; returns its id (None for a bounce's bounce)."""
     if not message.sender:
@@ -68,7 +73,7 @@ def send_bounce(
     new_id = MessageIdGenerator().new_id()
     boundary = f"{int(now)}-eximdsn-{int.from_bytes(os.urandom(4), 'big') % 2147483647}"
     date = formatdate(now, localtime=True)
-    failed_list = ",\n  ".join(a for a, _ in failed)
+    failed_list = ",\n  ".join(a for a, _, _ in failed)
     own_id = next((h.text.split(":", 1)[1].strip() for h in message.headers if h.type == "I"), "")
     header_texts = [
         (f"Received: from {config.main.get('exim_user') or 'mail'} by {host} with local (pyxim)\n"

@@ -39,7 +39,7 @@ class AttemptOutcome:
     message_id: str
     state: str  # completed, deferred, frozen, locked, missing
     delivered: list[str] = field(default_factory=list)
-    failed: list[tuple[str, str]] = field(default_factory=list)  # (address, reason)
+    failed: list[tuple[str, str, str]] = field(default_factory=list)  # (address, reason, original recipient)
     deferred: list[tuple[str, str]] = field(default_factory=list)
     bounces: list[str] = field(default_factory=list)  # ids of the bounce messages it spooled
 
@@ -153,7 +153,7 @@ def _attempt(
                     message.non_recipients.append(r.address)
                     done.add(r.address)
             elif result.status == "fail":
-                outcome.failed.append((r.address, result.message))
+                outcome.failed.append((r.address, result.message, original))
                 if not message.sender:
                     finished = False  # a bounce that cannot be delivered is frozen, not dropped
                 router = f" R={r.router}" if r.router else ""
