@@ -97,3 +97,53 @@ def test_queue_run_delivers_what_was_queued(tmp_path: Path) -> None:
     assert "Start queue run: pid=" in log and "End queue run: pid=" in log
     assert re.search(r"=> :blackhole: <hole@t.example> R=aliases\n.*Completed", log)
     assert os.listdir(tmp_path / "spool" / "input") == []
+
+
+RETRY_CONFIG = """\
+primary_hostname = t.example
+qualify_domain = t.example
+spool_directory = ROOT/spool
+log_file_path = ROOT/%slog
+begin routers
+aliases:
+  driver = redirect
+  allow_defer
+  allow_fail
+  data = ${if eq{$local_part}{later}{:defer: try again later}{:fail: gone}}
+begin retry
+*   *   F,1h,10m
+"""
+
+
+def retry_session(command: list[str]) -> tuple[list[str], str]:
+    root = Path(tempfile.mkdtemp(prefix="pyxim-retry-"))
+    try:
+        root.chmod(0o777)
+        conf = root / "c.conf"
+        conf.write_text(RETRY_CONFIG.replace("ROOT", str(root)))
+        conf.chmod(0o644)
+        base = command + ["-C", str(conf)]
+        subprocess.run(base + ["-odi", "-f", "s@x.example", "later@t.example"], input=b"Subject: r\n\nx\n",
+                       capture_output=True, timeout=60)
+        subprocess.run(base + ["-q"], capture_output=True, timeout=60)  # retry time not reached
+        subprocess.run(base + ["-qf"], capture_output=True, timeout=60)  # forced: tried again
+        listing = subprocess.run(base + ["-bp"], capture_output=True, text=True, timeout=60).stdout
+        message_id = re.findall(r"[0-9A-Za-z]{6}-[0-9A-Za-z]{6}-[0-9A-Za-z]{2}", listing)[0]
+        subprocess.run(base + ["-M", message_id], capture_output=True, timeout=60)
+        log = (root / "mainlog").read_text()
+        listing = subprocess.run(base + ["-bpc"], capture_output=True, text=True, timeout=60).stdout
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+    lines = []
+    for line in log.splitlines():
+        line = re.sub(r"[0-9A-Za-z]{6}-[0-9A-Za-z]{6}-[0-9A-Za-z]{2}", "ID", line[20:])
+        line = re.sub(r"pid=\d+", "pid=PID", line)
+        if re.match(r"(ID (==|\*\*|=>|Completed))|Start queue run|End queue run", line):
+            lines.append(line)
+    return lines, listing
+
+
+def test_retry_times_are_honoured_as_exim_does() -> None:
+    exim = retry_session([oracle.EXIM])
+    assert "ID == later@t.example routing defer (-52): retry time not reached" in exim[0]
+    assert retry_session([sys.executable, "-m", "pyxim"]) == exim

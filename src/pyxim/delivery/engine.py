@@ -66,9 +66,14 @@ def _locked(spool: Spool, message_id: str) -> Iterator[bool]:
 
 def deliver_message(
     config: Config, spool: Spool, message_id: str, log: LogFunc, *, force: bool = False,
-    clock: Callable[[], float] | None = None,
+    ignore_retry: bool | None = None, clock: Callable[[], float] | None = None,
 ) -> AttemptOutcome:
-    """One delivery attempt for one message (Exim's deliver_message)."""
+    """One delivery attempt for one message (Exim's deliver_message).
+
+    `force` delivers a frozen message too (-M, -qff); `ignore_retry` tries
+    addresses whose retry time has not come (-M, -qf; default: as `force`)."""
+    if ignore_retry is None:
+        ignore_retry = force
     with _locked(spool, message_id) as mine:
         if not mine:
             return AttemptOutcome(message_id, "locked")
@@ -82,7 +87,7 @@ def deliver_message(
         if "frozen" in message.options:
             del message.options["frozen"]
             log(f"{message_id} Unfrozen by forced delivery")
-        outcome = _attempt(config, spool, message, body, log, clock)
+        outcome = _attempt(config, spool, message, body, log, clock, ignore_retry)
         if outcome.failed:
             from pyxim.delivery.bounce import send_bounce
 
@@ -122,16 +127,26 @@ def _context(config: Config, message: SpoolMessage, body: bytes, clock: Callable
 
 def _attempt(
     config: Config, spool: Spool, message: SpoolMessage, body: bytes, log: LogFunc,
-    clock: Callable[[], float] | None,
+    clock: Callable[[], float] | None, ignore_retry: bool = False,
 ) -> AttemptOutcome:
+    import time
+
     from pyxim import transports  # noqa: F401 — registers every transport's delivery function
+    from pyxim.queue.retry import RetryDb
 
     outcome = AttemptOutcome(message.message_id, "deferred")
     mid = message.message_id
     done = set(message.non_recipients)
+    retry = RetryDb(config)
+    now = (clock or time.time)()
     for recipient in message.recipients:
         original = recipient.address
         if original in done:
+            continue
+        key = f"R:{original}"
+        if not ignore_retry and not retry.due(key, now):
+            log(f"{mid} == {original} routing defer (-52): retry time not reached")
+            outcome.deferred.append((original, "retry time not reached"))
             continue
         base = _context(config, message, body, clock)
         routed = route_address(config, original, dict(base.variables), ctx=None)
@@ -141,6 +156,18 @@ def _attempt(
                 continue  # a redirection already delivered in an earlier attempt
             result = _one(config, message, body, r, original, base, clock)
             parent = f" <{original}>" if r.address != original or r.outcome == "discarded" else ""
+            timed_out = False
+            if result.status == "defer":
+                if retry.failed(key, original, now, result.message).expired:
+                    # past the retry rule's last cutoff: the deferral is logged, then the address fails
+                    router = f" R={r.router}" if r.router else ""
+                    transport = f" T={r.transport}" if r.transport and r.outcome == "routed" else ""
+                    why = f": {result.message}" if result.message else ""
+                    log(f"{mid} == {r.address}{parent}{router}{transport} defer (-1){why}")
+                    result = DeliveryResult("fail", "retry timeout exceeded")
+                    timed_out = True
+            elif result.status == "ok":
+                retry.succeeded(key)
             if result.status == "ok":
                 outcome.delivered.append(r.address)
                 if r.outcome == "discarded":
@@ -156,8 +183,8 @@ def _attempt(
                 outcome.failed.append((r.address, result.message, original))
                 if not message.sender:
                     finished = False  # a bounce that cannot be delivered is frozen, not dropped
-                router = f" R={r.router}" if r.router else ""
-                transport = f" T={r.transport}" if r.transport and r.outcome == "routed" else ""
+                router = f" R={r.router}" if r.router and not timed_out else ""
+                transport = f" T={r.transport}" if r.transport and r.outcome == "routed" and not timed_out else ""
                 log(f"{mid} ** {r.address}{parent}{router}{transport}: {result.message}")
             else:
                 finished = False

@@ -17,9 +17,10 @@ def spool_for(config: Config) -> Spool:
     return Spool(Path(str(config.main["spool_directory"])), bool(config.main.get("split_spool_directory")))
 
 
-def deliver_now(config: Config, spool: Spool, message_id: str, log: LogFunc, force: bool = False) -> AttemptOutcome:
+def deliver_now(config: Config, spool: Spool, message_id: str, log: LogFunc, force: bool = False,
+                ignore_retry: bool | None = None) -> AttemptOutcome:
     """Deliver one message and, when it produced a bounce, that bounce too (as Exim's delivery process does)."""
-    outcome = deliver_message(config, spool, message_id, log, force=force)
+    outcome = deliver_message(config, spool, message_id, log, force=force, ignore_retry=ignore_retry)
     for bounce_id in outcome.bounces:
         deliver_message(config, spool, bounce_id, log)
     return outcome
@@ -32,7 +33,7 @@ def queue_run(config: Config, spool: Spool, log: LogFunc, *, force: bool = False
     log(f"Start queue run: pid={pid}{(' ' + flag) if flag else ''}")
     outcomes = []
     for message_id in list(spool.message_ids()):
-        outcomes.append(deliver_now(config, spool, message_id, log, force=frozen))
+        outcomes.append(deliver_now(config, spool, message_id, log, force=frozen, ignore_retry=force))
     log(f"End queue run: pid={pid}{(' ' + flag) if flag else ''}")
     return outcomes
 
