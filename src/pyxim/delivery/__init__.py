@@ -36,6 +36,8 @@ class TransportCall:
     ctx: ExpansionContext  # routing variables set; expansions of transport options happen here
     uid: int | None = None  # run as this user (router/transport `user`, check_local_user); None: as we are
     gid: int | None = None
+    # the recipients that led to this delivery, for Envelope-to: (several when duplicates merged)
+    envelope_to: list[str] | None = None
 
 
 @dataclass(slots=True)

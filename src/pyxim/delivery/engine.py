@@ -139,6 +139,10 @@ def _attempt(
     done = set(message.non_recipients)
     retry = RetryDb(config)
     now = (clock or time.time)()
+    # First every pending recipient is routed, then each distinct (address, transport) is
+    # delivered once: an address reached twice (directly and through an alias) gets one copy,
+    # whose Envelope-to: names every recipient that led to it (Exim's duplicate handling).
+    plan: list[tuple[str, str, ExpansionContext, list[RoutedAddress]]] = []
     for recipient in message.recipients:
         original = recipient.address
         if original in done:
@@ -149,13 +153,34 @@ def _attempt(
             outcome.deferred.append((original, "retry time not reached"))
             continue
         base = _context(config, message, body, clock)
-        routed = route_address(config, original, dict(base.variables), ctx=None)
+        plan.append((original, key, base, route_address(config, original, dict(base.variables), ctx=None)))
+    primary: dict[tuple[str, str], tuple[int, int]] = {}
+    reached_by: dict[tuple[str, str], list[str]] = {}
+    for n, (original, _key, _base, routed) in enumerate(plan):
+        for m, r in enumerate(routed):
+            if r.outcome == "routed" and r.transport:
+                ident = (r.address.lower(), r.transport)
+                primary[ident] = (n, m)  # the last one wins, as in Exim
+                reached_by.setdefault(ident, [])
+                if original not in reached_by[ident]:
+                    reached_by[ident].append(original)
+    results: dict[tuple[str, str], DeliveryResult] = {}
+    deferred_parts: set[int] = set()  # plan items with an address of their own still deferred
+    for n, (original, key, base, routed) in enumerate(plan):
         finished = True
-        for r in routed:
+        for m, r in enumerate(routed):
             if r.address in done and r.address != original:
                 continue  # a redirection already delivered in an earlier attempt
-            result = _one(config, message, body, r, original, base, clock)
+            ident = (r.address.lower(), r.transport)
+            if r.outcome == "routed" and r.transport and primary.get(ident) != (n, m):
+                finished = False  # a duplicate: its fate is the primary's (settled below)
+                continue
+            result = _one(config, message, body, r, original, base, clock, reached_by.get(ident))
+            results[ident] = result
             parent = f" <{original}>" if r.address != original or r.outcome == "discarded" else ""
+            errno = getattr(result, "errno", 0) or -1  # Exim's "(n)" in a defer line
+            for line in result.log:  # a transport's own lines (pipe output …) come first, as in Exim
+                log(f"{mid} {line}")
             timed_out = False
             if result.status == "defer":
                 if retry.failed(key, original, now, result.message).expired:
@@ -163,7 +188,7 @@ def _attempt(
                     router = f" R={r.router}" if r.router else ""
                     transport = f" T={r.transport}" if r.transport and r.outcome == "routed" else ""
                     why = f": {result.message}" if result.message else ""
-                    log(f"{mid} == {r.address}{parent}{router}{transport} defer (-1){why}")
+                    log(f"{mid} == {r.address}{parent}{router}{transport} defer ({errno}){why}")
                     result = DeliveryResult("fail", "retry timeout exceeded")
                     timed_out = True
             elif result.status == "ok":
@@ -180,7 +205,13 @@ def _attempt(
                     message.non_recipients.append(r.address)
                     done.add(r.address)
             elif result.status == "fail":
-                outcome.failed.append((r.address, result.message, original))
+                # the bounce gets the transport's bland text (pipe: "local delivery failed") and output
+                reason = getattr(result, "user_message", "") or result.message
+                output = getattr(result, "output", b"")
+                if output:
+                    reason += "\n    ------ pipe output ------\n    " + output.decode(
+                        "utf-8", "replace").rstrip("\n").replace("\n", "\n    ")
+                outcome.failed.append((r.address, reason, original))
                 if not message.sender:
                     finished = False  # a bounce that cannot be delivered is frozen, not dropped
                 router = f" R={r.router}" if r.router and not timed_out else ""
@@ -188,14 +219,24 @@ def _attempt(
                 log(f"{mid} ** {r.address}{parent}{router}{transport}: {result.message}")
             else:
                 finished = False
+                deferred_parts.add(n)
                 outcome.deferred.append((r.address, result.message))
                 router = f" R={r.router}" if r.router else ""
                 transport = f" T={r.transport}" if r.transport and r.outcome == "routed" else ""
                 why = f": {result.message}" if result.message else ""
-                log(f"{mid} == {r.address}{parent}{router}{transport} defer (-1){why}")
-            for line in result.log:
-                log(f"{mid} {line}")
+                log(f"{mid} == {r.address}{parent}{router}{transport} defer ({errno}){why}")
         if finished:
+            message.non_recipients.append(original)
+            done.add(original)
+    # recipients whose only deliveries were duplicates are done when their primary succeeded
+    for n, (original, _key, _base, routed) in enumerate(plan):
+        if original in done or n in deferred_parts:
+            continue
+        dups = [r for m, r in enumerate(routed) if r.outcome == "routed" and r.transport
+                and primary.get((r.address.lower(), r.transport)) != (n, m)]
+        if dups and all(
+            results.get((r.address.lower(), r.transport), DeliveryResult("defer")).status != "defer" for r in dups
+        ):
             message.non_recipients.append(original)
             done.add(original)
     return outcome
@@ -215,7 +256,7 @@ def _log_address(config: Config, r: RoutedAddress) -> str:
 
 def _one(
     config: Config, message: SpoolMessage, body: bytes, r: RoutedAddress, original: str, base: ExpansionContext,
-    clock: Callable[[], float] | None,
+    clock: Callable[[], float] | None, envelope_to: list[str] | None = None,
 ) -> DeliveryResult:
     if r.outcome == "failed":
         return DeliveryResult("fail", r.message)
@@ -250,7 +291,7 @@ def _one(
         from pyxim.routers.engine import _numeric_id
 
         gid = _numeric_id(inst.options["group"], "group")
-    call = TransportCall(config, inst, message, body, r.address, original, ctx, uid, gid)
+    call = TransportCall(config, inst, message, body, r.address, original, ctx, uid, gid, envelope_to)
     try:
         return func(call)
     except Exception as exc:  # noqa: BLE001 — a transport bug defers the address, never loses it

@@ -1,0 +1,96 @@
+"""End to end: a message submitted with -odi is routed and written to an mbox and a maildir;
+the mailbox bytes and the log lines agree with what exim4 does with the same configuration."""
+
+from __future__ import annotations
+
+import os
+import pwd
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import pytest
+
+from tests.interop import oracle
+
+pytestmark = pytest.mark.skipif(oracle.EXIM is None or os.geteuid() != 0, reason="needs exim4 and root")
+
+CONFIG = """\
+primary_hostname = t.example
+qualify_domain = t.example
+spool_directory = ROOT/spool
+log_file_path = ROOT/%slog
+domainlist local_domains = t.example
+begin routers
+aliases:
+  driver = redirect
+  domains = +local_domains
+  data = ${lookup{$local_part}lsearch{ROOT/aliases}}
+local:
+  driver = accept
+  domains = +local_domains
+  local_parts = lsearch;ROOT/mailboxes
+  transport = ${if eq{$local_part}{maildirs}{maildir}{mbox}}
+begin transports
+mbox:
+  driver = appendfile
+  file = ROOT/mail/$local_part_data
+  user = Debian-exim
+  return_path_add
+  envelope_to_add
+  delivery_date_add
+maildir:
+  driver = appendfile
+  directory = ROOT/mail/$local_part_data.d
+  maildir_format
+  user = Debian-exim
+"""
+
+MESSAGE = b"Subject: delivered\nX-Test: yes\n\nFrom the body\nsecond line\n"
+
+
+def deliver(command: list[str]) -> tuple[list[str], bytes, list[bytes]]:
+    root = Path(tempfile.mkdtemp(prefix="pyxim-local-"))
+    try:
+        root.chmod(0o777)
+        (root / "mail").mkdir(mode=0o777)
+        (root / "mail").chmod(0o777)
+        (root / "aliases").write_text("team: bob@t.example, maildirs@t.example\n")
+        (root / "mailboxes").write_text("bob: bob\nmaildirs: maildirs\n")
+        conf = root / "c.conf"
+        conf.write_text(CONFIG.replace("ROOT", str(root)))
+        for p in (conf, root / "aliases", root / "mailboxes"):
+            p.chmod(0o644)
+        subprocess.run(command + ["-C", str(conf), "-odi", "-f", "s@x.example", "bob@t.example", "team@t.example"],
+                       input=MESSAGE, capture_output=True, timeout=60)
+        mbox = (root / "mail" / "bob").read_bytes()
+        uid = pwd.getpwnam("Debian-exim").pw_uid
+        assert (root / "mail" / "bob").stat().st_uid == uid  # written as the transport's user
+        maildir = [p.read_bytes() for p in sorted((root / "mail" / "maildirs.d" / "new").iterdir())]
+        log = (root / "mainlog").read_text()
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+    lines = []
+    for line in log.splitlines():
+        line = re.sub(r"[0-9A-Za-z]{6}-[0-9A-Za-z]{6}-[0-9A-Za-z]{2}", "ID", line[20:])
+        if re.match(r"ID (=>|\*\*|==|Completed)", line):
+            lines.append(line)
+    return sorted(lines), mask(mbox), [mask(m) for m in maildir]
+
+
+def mask(data: bytes) -> bytes:
+    data = re.sub(rb"[0-9A-Za-z]{6}-[0-9A-Za-z]{6}-[0-9A-Za-z]{2}", b"ID", data)
+    data = re.sub(rb"\w{3}, \d\d \w{3} \d{4} [\d:]+ [+-]\d{4}", b"DATE", data)
+    data = re.sub(rb"^From (\S+) .*$", rb"From \1 DATE", data, flags=re.M)
+    # the Received line names the program; everything else must be the same bytes
+    return re.sub(rb"\(Exim 4\.96\)|\(pyxim[^)]*\)", b"(MTA)", data)
+
+
+def test_mbox_and_maildir_match_exim() -> None:
+    exim = deliver([oracle.EXIM])
+    assert "ID => bob <team@t.example> R=local T=mbox" in exim[0]  # one copy for bob, reached twice
+    assert b"\n>From the body\n" in exim[1]
+    assert deliver([sys.executable, "-m", "pyxim"]) == exim
