@@ -237,7 +237,9 @@ def _named_lists(ctx: ExpansionContext) -> dict[str, object]:
 def _primary_hostname(ctx: ExpansionContext) -> str:
     if ctx.config is not None and ctx.config.main.get("primary_hostname"):
         return str(ctx.config.main["primary_hostname"])
-    return socket.getfqdn()
+    from pyxim.expand.variables import system_hostname
+
+    return system_hostname()
 
 
 @dataclass(slots=True)

@@ -145,3 +145,18 @@ def test_verify_header_sender(conf: Path, headers: str) -> None:
         return sorted(re.sub(r"[0-9A-Za-z]{6}-[0-9A-Za-z]{6}-[0-9A-Za-z]{2}", "ID", line) for line in lines)
 
     assert replies(PYXIM) == replies([oracle.EXIM])
+
+
+@pytest.mark.parametrize("address", ["nosuchuser@localhost", "postmaster@localhost", "nobody@localhost", "bin@localhost"])
+def test_default_configuration_routes_as_exim(address: str) -> None:
+    """The embedded default: aliases when /etc/aliases exists, then system users (check_local_user)."""
+    from pyxim.config import default_config_path
+
+    conf = Path(tempfile.mkdtemp(prefix="pyxim-default-")) / "default.conf"
+    try:
+        conf.parent.chmod(0o755)
+        shutil.copy(default_config_path(), conf)
+        conf.chmod(0o644)
+        assert run(PYXIM, conf, "-bt", address) == run([oracle.EXIM], conf, "-bt", address)
+    finally:
+        shutil.rmtree(conf.parent, ignore_errors=True)

@@ -24,9 +24,9 @@ _INTRO = (
 
 
 def _hostname(config: Config) -> str:
-    import socket
+    from pyxim.expand.variables import system_hostname
 
-    return str(config.main.get("primary_hostname") or socket.getfqdn())
+    return str(config.main.get("primary_hostname") or system_hostname())
 
 
 def bounce_text(

@@ -291,6 +291,11 @@ def _one(
         from pyxim.routers.engine import _numeric_id
 
         gid = _numeric_id(inst.options["group"], "group")
+    never = config.main.get("never_users") or ()
+    never_ids = (never,) if isinstance(never, int) else tuple(never)
+    if uid is not None and (uid in never_ids or (uid == 0 and inst.driver in ("appendfile", "pipe"))):
+        # Exim never runs a local delivery as a never_users user (root always, as Debian builds it)
+        return DeliveryResult("defer", f"User {uid} set for {inst.name} transport is on the never_users list")
     call = TransportCall(config, inst, message, body, r.address, original, ctx, uid, gid, envelope_to)
     try:
         return func(call)

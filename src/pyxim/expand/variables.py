@@ -15,6 +15,7 @@ pyxim implements (ARC, DMARC, Brightmail, DCC) and their older names
 
 from __future__ import annotations
 
+import functools
 import os
 import pwd
 import socket
@@ -270,7 +271,22 @@ def _main(ev: Evaluation, option: str, default: str = "") -> str:
 
 
 def _primary_hostname(ev: Evaluation) -> str:
-    return _main(ev, "primary_hostname") or socket.getfqdn()
+    return _main(ev, "primary_hostname") or system_hostname()
+
+
+@functools.cache
+def system_hostname() -> str:
+    """Exim's default primary_hostname: the node name, fully qualified through the
+    resolver when it has no dot and the resolver knows better."""
+    name = socket.gethostname()
+    if "." not in name:
+        try:
+            canonical = socket.getaddrinfo(name, None, flags=socket.AI_CANONNAME)[0][3]
+        except (OSError, IndexError, UnicodeError):
+            canonical = ""
+        if "." in canonical:
+            name = canonical
+    return name
 
 
 def _qualify_domain(ev: Evaluation) -> str:

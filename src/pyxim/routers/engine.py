@@ -76,9 +76,21 @@ def _preconditions(inst: DriverInstance, ctx: ExpansionContext, verifying: bool)
     caseful = bool(inst.options.get("caseful_local_part"))
     if local_parts is not None and not match_localpart_list(ctx, local_part, local_parts, caseless=not caseful):
         return False
+    # Exim's cannot_route_message comes from the last router whose domains and
+    # local_parts matched, even if a later precondition (check_local_user …) failed
+    ctx.variables[_TRIED] = inst.name
     senders = _expand_option(inst, "senders", ctx)
     if senders is not None and not match_address_list(ctx, ctx.variables.get("sender_address", ""), senders):
         return False
+    require_files = _expand_option(inst, "require_files", ctx)
+    if require_files is not None:
+        import os
+
+        for item in iterate_list(require_files):
+            wanted = not item.startswith("!")
+            path = item.lstrip("!+")
+            if path and os.path.exists(path) != wanted:
+                return False
     condition = inst.options.get("condition")
     if condition is not None:
         from pyxim.expand.conditions import cond_bool_lax
@@ -104,6 +116,7 @@ def _preconditions(inst: DriverInstance, ctx: ExpansionContext, verifying: bool)
 
 # Where check_local_user leaves the user's uid:gid for the delivery (not a $-variable).
 _LOCAL_USER = "pyxim:local_user"
+_TRIED = "pyxim:router_tried"
 _TRANSPORT_VARIABLES = ("local_part_data", "domain_data", "address_data", "home", "local_part_prefix",
                         "local_part_suffix")
 
@@ -223,6 +236,7 @@ def _route_one(config: Config, address: str, parents: list[str], generation: int
     if generation > MAX_GENERATIONS:
         result.outcome, result.message = "failed", "too many redirections"
         return result
+    context.variables.pop(_TRIED, None)
     for inst in config.routers:
         try:
             if not _preconditions(inst, context, verifying):
@@ -262,7 +276,12 @@ def _route_one(config: Config, address: str, parents: list[str], generation: int
                 return result
             if inst.driver in ("manualroute", "dnslookup"):
                 hosts = _manualroute(inst, context, inst.name) if inst.driver == "manualroute" else _dnslookup(inst, context)
-                if hosts is None:
+                ignore = _expand_option(inst, "ignore_target_hosts", context)
+                if hosts and ignore:
+                    from pyxim.lists import match_host_list
+
+                    hosts = [h for h in hosts if not (h.address and match_host_list(context, h.address, ignore, ""))]
+                if not hosts:
                     continue
                 result.router, result.transport = inst.name, _transport_name(config, inst, context)
                 result.hosts = hosts
@@ -280,7 +299,16 @@ def _route_one(config: Config, address: str, parents: list[str], generation: int
             return result
         if inst.options.get("more") is False:
             break
-    result.outcome, result.message = "failed", "Unrouteable address"
+    message = "Unrouteable address"
+    tried = context.variables.get(_TRIED)
+    last_ran = next((r for r in config.routers if r.name == tried), None) if tried else None
+    if last_ran is not None and last_ran.options.get("cannot_route_message"):
+        # the last router that was run (its preconditions held) words the failure
+        try:
+            message = expand_string(str(last_ran.options["cannot_route_message"]), context) or message
+        except ExpansionError:
+            pass
+    result.outcome, result.message = "failed", message
     return result
 
 

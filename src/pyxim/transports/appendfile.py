@@ -103,7 +103,8 @@ def init(options: dict[str, object], explicit: set[str]) -> None:
             "message_prefix": "",
             "message_suffix": "",
         }
-    elif options.get("file") and not options.get("maildir_format") and not options.get("mailstore_format"):
+    elif not options.get("directory") and not options.get("maildir_format") and not options.get("mailstore_format"):
+        # a file (or no path yet: address_file gets one from a redirection) is an mbox
         defaults = {
             "check_string": "From ",
             "escape_string": ">From ",
