@@ -14,6 +14,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import pytest
@@ -147,3 +148,50 @@ def test_retry_times_are_honoured_as_exim_does() -> None:
     exim = retry_session([oracle.EXIM])
     assert "ID == later@t.example routing defer (-52): retry time not reached" in exim[0]
     assert retry_session([sys.executable, "-m", "pyxim"]) == exim
+
+
+def frozen_queue_run(command: list[str]) -> list[str]:
+    """A queue holding a frozen message 8 days old and a frozen bounce 3 days old: what one -q does."""
+    from pyxim.expand.taint import Tainted
+    from pyxim.spool.format import Recipient, SpoolHeader, SpoolMessage
+    from pyxim.spool.ids import MessageIdGenerator
+    from pyxim.spool.store import Spool
+
+    root = Path(tempfile.mkdtemp(prefix="pyxim-frozen-"))
+    try:
+        spool = Spool(root / "spool")
+        gen = MessageIdGenerator()
+        now = time.time()
+        for sender, age in (("old@x.example", 8 * 86400), ("", 3 * 86400)):
+            mid = gen.new_id()
+            spool.write(SpoolMessage(
+                mid, sender, [Recipient("someone@elsewhere.example")],
+                [SpoolHeader.of(f"Received: from x by t.example\n\tid {mid}\n"), SpoolHeader.of("Subject: old\n")],
+                now - age, options={"helo_name": Tainted("x"), "received_protocol": "esmtp",
+                                    "body_linecount": "1", "frozen": str(int(now - age + 60))},
+            ), b"old\n")
+        conf = root / "c.conf"
+        conf.write_text(f"primary_hostname = t.example\nspool_directory = {root}/spool\nlog_file_path = {root}/%slog\n"
+                        "timeout_frozen_after = 7d\nignore_bounce_errors_after = 2d\n")
+        for dirpath, _dirs, files in os.walk(root):
+            os.chmod(dirpath, 0o777)
+            for f in files:
+                os.chmod(os.path.join(dirpath, f), 0o666)
+        conf.chmod(0o644)
+        subprocess.run(command + ["-C", str(conf), "-q"], capture_output=True, timeout=60)
+        log = (root / "mainlog").read_text()
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+    lines = []
+    for line in log.splitlines():
+        line = re.sub(r"[0-9A-Za-z]{6}-[0-9A-Za-z]{6}-[0-9A-Za-z]{2}", "ID", line[20:])
+        line = re.sub(r"pid=\d+| U=\S+| S=\d+", "", line)
+        if line.startswith("ID ") and "lost privilege" not in line:
+            lines.append(line)
+    return sorted(lines)
+
+
+def test_frozen_messages_time_out_as_in_exim() -> None:
+    exim = frozen_queue_run([oracle.EXIM])
+    assert "ID cancelled by timeout_frozen_after" in exim
+    assert frozen_queue_run([sys.executable, "-m", "pyxim"]) == exim

@@ -38,6 +38,9 @@ class TransportCall:
     gid: int | None = None
     # the recipients that led to this delivery, for Envelope-to: (several when duplicates merged)
     envelope_to: list[str] | None = None
+    # remote transports: the hosts the router chose, in order (pyxim.routers.engine.Host: name, address, mx)
+    hosts: list = field(default_factory=list)  # type: ignore[type-arg]
+    router: str = ""  # the router's name (for log lines)
 
 
 @dataclass(slots=True)

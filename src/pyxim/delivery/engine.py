@@ -82,12 +82,33 @@ def deliver_message(
         except (OSError, SpoolFormatError) as exc:
             log(f"{message_id} Spool file is missing or damaged: {exc}")
             return AttemptOutcome(message_id, "missing")
+        import time
+
+        now = (clock or time.time)()
+        age = now - message.received_time
+        discard_bounce = False
         if "frozen" in message.options and not force:
-            return AttemptOutcome(message_id, "frozen")
+            bounce_limit = float(config.main.get("ignore_bounce_errors_after") or 0)
+            frozen_limit = float(config.main.get("timeout_frozen_after") or 0)
+            if not message.sender and bounce_limit and age > bounce_limit:
+                # a bounce that has waited long enough gets one more try, then is thrown away
+                del message.options["frozen"]
+                log(f"{message_id} Unfrozen by errmsg timer")
+                discard_bounce = True
+            elif frozen_limit and age > frozen_limit:
+                return _cancel(config, spool, message, body, log, "cancelled by timeout_frozen_after")
+            else:
+                return AttemptOutcome(message_id, "frozen")
         if "frozen" in message.options:
             del message.options["frozen"]
             log(f"{message_id} Unfrozen by forced delivery")
         outcome = _attempt(config, spool, message, body, log, clock, ignore_retry)
+        if outcome.failed and discard_bounce:
+            for address, _reason, original in outcome.failed:
+                if original not in message.non_recipients:
+                    message.non_recipients.append(original)
+                log(f"{message_id} {address}: error ignored")
+            outcome.failed = []
         if outcome.failed:
             from pyxim.delivery.bounce import send_bounce
 
@@ -103,6 +124,24 @@ def deliver_message(
             spool.update_header(message)
             outcome.state = "deferred"
         return outcome
+
+
+def _cancel(config: Config, spool: Spool, message: SpoolMessage, body: bytes, log: LogFunc,
+            why: str) -> AttemptOutcome:
+    """Give a message up (timeout_frozen_after, -Mg): its pending recipients fail, the sender is told."""
+    from pyxim.delivery.bounce import send_bounce
+
+    outcome = AttemptOutcome(message.message_id, "completed")
+    log(f"{message.message_id} {why}")
+    pending = [r.address for r in message.recipients if r.address not in message.non_recipients]
+    if pending and message.sender:
+        bounce_id = send_bounce(config, spool, message, body, [(a, "", a) for a in pending], log)
+        if bounce_id is not None:
+            outcome.bounces.append(bounce_id)
+    outcome.failed = [(a, "", a) for a in pending]
+    spool.remove(message.message_id)
+    log(f"{message.message_id} Completed")
+    return outcome
 
 
 def _context(config: Config, message: SpoolMessage, body: bytes, clock: Callable[[], float] | None) -> ExpansionContext:
@@ -296,7 +335,8 @@ def _one(
     if uid is not None and (uid in never_ids or (uid == 0 and inst.driver in ("appendfile", "pipe"))):
         # Exim never runs a local delivery as a never_users user (root always, as Debian builds it)
         return DeliveryResult("defer", f"User {uid} set for {inst.name} transport is on the never_users list")
-    call = TransportCall(config, inst, message, body, r.address, original, ctx, uid, gid, envelope_to)
+    call = TransportCall(config, inst, message, body, r.address, original, ctx, uid, gid, envelope_to,
+                         list(r.hosts), r.router)
     try:
         return func(call)
     except Exception as exc:  # noqa: BLE001 — a transport bug defers the address, never loses it
