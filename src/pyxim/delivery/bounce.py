@@ -29,6 +29,24 @@ def _hostname(config: Config) -> str:
     return str(config.main.get("primary_hostname") or system_hostname())
 
 
+def _local_user(config: Config) -> str:
+    """Who generates the report, as Exim names itself in its Received line and U= (its exim_user)."""
+    import pwd
+
+    uid = config.main.get("exim_user")
+    try:
+        return pwd.getpwuid(uid if isinstance(uid, int) else os.geteuid()).pw_name
+    except KeyError:
+        return str(uid if isinstance(uid, int) else os.geteuid())
+
+
+def _received(config: Config, host: str, new_id: str, to: str, date: str) -> str:
+    from pyxim import EXIM_COMPAT_VERSION
+
+    return (f"Received: from {_local_user(config)} by {host} with local (Exim {EXIM_COMPAT_VERSION})\n"
+            f"\tid {new_id}\n\tfor {to};\n\t{date}\n")
+
+
 def bounce_text(
     config: Config, message: SpoolMessage, body: bytes, failed: list[tuple[str, str, str]], boundary: str
 ) -> bytes:
@@ -45,15 +63,14 @@ def bounce_text(
     for _address, _reason, original in failed:
         # Exim names the recipient as it was received (the address before redirection)
         parts.append(f"Action: failed\nFinal-Recipient: rfc822;{original}\nStatus: 5.0.0\n\n")
-    parts.append(f"--{boundary}\nContent-type: message/rfc822\n\n")
+    headers_only = message.options.get("dsn_ret") == "2"  # RET=HDRS
+    kind = "text/rfc822-headers" if headers_only else "message/rfc822"
+    parts.append(f"--{boundary}\nContent-type: {kind}\n\n")
     text = "".join(parts).encode("utf-8", "surrogateescape")
-    returned = f"Return-path: <{message.sender}>\n".encode("utf-8", "surrogateescape")
-    for h in message.headers:
-        if h.type != "*":
-            returned += h.text.encode("utf-8", "surrogateescape")
-    returned += b"\n"
+    returned = _returned_headers(message) + b"\n"
     limit = int(config.main.get("bounce_return_size_limit") or 102400)
-    if config.main.get("bounce_return_body", True) and config.main.get("bounce_return_message", True):
+    if (config.main.get("bounce_return_body", True) and config.main.get("bounce_return_message", True)
+            and not headers_only):
         returned += body if len(body) <= limit else body[:limit] + b"\n------ This is a copy of the message, truncated.\n"
     if not config.main.get("bounce_return_message", True):
         returned = b""
@@ -68,6 +85,10 @@ def send_bounce(
         log(f"{message.message_id} Frozen (delivery error message)")
         message.options["frozen"] = str(int(time.time()))
         return None
+    flags = {r.address: r.dsn_flags for r in message.recipients}
+    failed = [f for f in failed if wants_failure_report(flags.get(f[2], 0))]
+    if not failed:
+        return None
     host = _hostname(config)
     now = time.time()
     new_id = MessageIdGenerator().new_id()
@@ -76,8 +97,7 @@ def send_bounce(
     failed_list = ",\n  ".join(a for a, _, _ in failed)
     own_id = next((h.text.split(":", 1)[1].strip() for h in message.headers if h.type == "I"), "")
     header_texts = [
-        (f"Received: from {config.main.get('exim_user') or 'mail'} by {host} with local (pyxim)\n"
-         f"\tid {new_id}\n\tfor {message.sender};\n\t{date}\n", "P"),
+        (_received(config, host, new_id, message.sender, date), "P"),
         (f"X-Failed-Recipients: {failed_list}\n", " "),
         ("Auto-Submitted: auto-replied\n", " "),
         (f"From: Mail Delivery System <Mailer-Daemon@{host}>\n", "F"),
@@ -95,10 +115,88 @@ def send_bounce(
     text = bounce_text(config, message, body, failed, boundary)
     bounce = SpoolMessage(
         new_id, "", [Recipient(message.sender)], [SpoolHeader(t, k) for t, k in header_texts], now,
-        caller="mail", uid=os.getuid(), gid=os.getgid(),
+        caller=_local_user(config), uid=os.getuid(), gid=os.getgid(),
         options={"received_protocol": "local", "body_linecount": str(text.count(b"\n")), "localerror": None},
     )
     spool.write(bounce, text)
     size = len(text) + sum(len(t) for t, _ in header_texts)
-    log(f"{new_id} <= <> R={message.message_id} U=mail P=local S={size}")
+    log(f"{new_id} <= <> R={message.message_id} U={_local_user(config)} P=local S={size}")
+    return new_id
+
+
+NOTIFY_NEVER, NOTIFY_SUCCESS, NOTIFY_FAILURE, NOTIFY_DELAY = 0x02, 0x04, 0x08, 0x10
+
+
+def wants_failure_report(flags: int) -> bool:
+    """RFC 3461: a recipient given NOTIFY without FAILURE (or NOTIFY=NEVER) gets no bounce."""
+    return not flags or bool(flags & NOTIFY_FAILURE)
+
+
+def _returned_headers(message: SpoolMessage) -> bytes:
+    out = f"Return-path: <{message.sender}>\n".encode("utf-8", "surrogateescape")
+    for h in message.headers:
+        if h.type != "*":
+            out += h.text.encode("utf-8", "surrogateescape")
+    return out
+
+
+def send_success_dsn(
+    config: Config, spool: Spool, message: SpoolMessage, body: bytes, delivered: list[tuple[str, str]], log
+) -> str | None:  # type: ignore[no-untyped-def]
+    """RFC 3461 success notification for recipients that asked (NOTIFY=SUCCESS), as Exim words it.
+
+    `delivered` holds (final address, recipient as received); the report names the recipient as
+    submitted (ORCPT, and Final-Recipient the received address), never a rewritten one."""
+    if not message.sender or not delivered:
+        return None
+    host = _hostname(config)
+    now = time.time()
+    new_id = MessageIdGenerator().new_id()
+    boundary = f"{int(now)}-eximdsn-{int.from_bytes(os.urandom(4), 'big') % 2147483647}"
+    date = formatdate(now, localtime=True)
+    own_id = next((h.text.split(":", 1)[1].strip() for h in message.headers if h.type == "I"), "")
+    by_address = {r.address: r for r in message.recipients}
+    parts = [f"--{boundary}\nContent-type: text/plain; charset=us-ascii\n\n",
+             "This message was created automatically by mail delivery software.\n",
+             " ----- The following addresses had successful delivery notifications -----\n"]
+    for _address, original in delivered:
+        parts.append(f'<{original}> (relayed via non "Remote SMTP" router)\n')
+    parts.append(f"\n--{boundary}\nContent-type: message/delivery-status\n\nReporting-MTA: dns; {host}\n")
+    envid = message.options.get("dsn_envid")
+    if envid:
+        parts.append(f"Original-Envelope-ID: {envid}\n")
+    parts.append("\n")
+    for _address, original in delivered:
+        recipient = by_address.get(original)
+        if recipient is not None and recipient.orcpt:
+            parts.append(f"Original-Recipient: {recipient.orcpt}\n")
+        parts.append(f"Action: delivered\nFinal-Recipient: rfc822;{original}\nStatus: 2.0.0\n"
+                     "Diagnostic-Code: X-Exim; relayed via non SMTP router\n\n")
+    # a success report returns the headers only, whatever RET= asked for (as Exim)
+    parts.append(f"--{boundary}\nContent-type: text/rfc822-headers\n\n")
+    text = "".join(parts).encode("utf-8", "surrogateescape") + _returned_headers(message) + b"\n"
+    text += f"\n--{boundary}--\n".encode()
+    header_texts = [
+        (_received(config, host, new_id, message.sender, date), "P"),
+        (f"From: Mail Delivery System <Mailer-Daemon@{host}>\n", "F"),
+        ("Auto-Submitted: auto-generated\n", " "),
+        (f"To: {message.sender}\n", "T"),
+        ("Subject: Delivery Status Notification\n", " "),
+    ]
+    if own_id:
+        header_texts.append((f"References: {own_id}\n", " "))
+    header_texts += [
+        (f"Content-Type: multipart/report; report-type=delivery-status; boundary={boundary}\n", " "),
+        ("MIME-Version: 1.0\n", " "),
+        (f"Message-Id: <E{new_id}@{host}>\n", "I"),
+        (f"Date: {date}\n", " "),
+    ]
+    dsn = SpoolMessage(
+        new_id, "", [Recipient(message.sender)], [SpoolHeader(t, k) for t, k in header_texts], now,
+        caller=_local_user(config), uid=os.getuid(), gid=os.getgid(),
+        options={"received_protocol": "local", "body_linecount": str(text.count(b"\n")), "localerror": None},
+    )
+    spool.write(dsn, text)
+    size = len(text) + sum(len(t) for t, _ in header_texts)
+    log(f"{new_id} <= <> R={message.message_id} U={_local_user(config)} P=local S={size}")
     return new_id

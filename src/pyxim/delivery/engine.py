@@ -42,6 +42,8 @@ class AttemptOutcome:
     failed: list[tuple[str, str, str]] = field(default_factory=list)  # (address, reason, original recipient)
     deferred: list[tuple[str, str]] = field(default_factory=list)
     bounces: list[str] = field(default_factory=list)  # ids of the bounce messages it spooled
+    # (final address, recipient as received) of deliveries that end here (local transports): success DSNs
+    final: list[tuple[str, str]] = field(default_factory=list)
 
 
 @contextlib.contextmanager
@@ -109,6 +111,14 @@ def deliver_message(
                     message.non_recipients.append(original)
                 log(f"{message_id} {address}: error ignored")
             outcome.failed = []
+        wanted = {r.address for r in message.recipients if r.dsn_flags & 0x04}  # NOTIFY=SUCCESS
+        notify = [(a, o) for a, o in outcome.final if o in wanted]
+        if notify:
+            from pyxim.delivery.bounce import send_success_dsn
+
+            dsn_id = send_success_dsn(config, spool, message, body, notify, log)
+            if dsn_id is not None:
+                outcome.bounces.append(dsn_id)
         if outcome.failed:
             from pyxim.delivery.bounce import send_bounce
 
@@ -234,6 +244,8 @@ def _attempt(
                 retry.succeeded(key)
             if result.status == "ok":
                 outcome.delivered.append(r.address)
+                if r.outcome == "routed" and _is_local(config, r):
+                    outcome.final.append((r.address, original))
                 if r.outcome == "discarded":
                     log(f"{mid} => :blackhole: <{r.address}> R={r.router}")
                 else:

@@ -1,0 +1,91 @@
+"""RFC 3461 DSN: a success notification for NOTIFY=SUCCESS, RET=HDRS bounces and NOTIFY=NEVER,
+compared with what exim4 writes to the sender's mailbox for the same SMTP session."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import pytest
+
+from tests.interop import oracle
+
+pytestmark = pytest.mark.skipif(oracle.EXIM is None or os.geteuid() != 0, reason="needs exim4 and root")
+
+CONFIG = """\
+primary_hostname = t.example
+qualify_domain = t.example
+spool_directory = ROOT/spool
+log_file_path = ROOT/%slog
+domainlist local_domains = t.example
+acl_smtp_rcpt = accept
+dsn_advertise_hosts = *
+begin routers
+gone:
+  driver = redirect
+  local_parts = gone : never
+  allow_fail
+  data = :fail: no such user here
+local:
+  driver = accept
+  domains = +local_domains
+  local_parts = bob : sender
+  transport = mbox
+begin transports
+mbox:
+  driver = appendfile
+  file = ROOT/mail/$local_part_data
+  user = Debian-exim
+"""
+
+SESSIONS = {
+    "success": "MAIL FROM:<sender@t.example> RET=HDRS ENVID=abc123\r\n"
+               "RCPT TO:<bob@t.example> NOTIFY=SUCCESS ORCPT=rfc822;Bob@T.example\r\n",
+    "success-full": "MAIL FROM:<sender@t.example> RET=FULL\r\nRCPT TO:<bob@t.example> NOTIFY=SUCCESS,FAILURE\r\n",
+    "failure-headers": "MAIL FROM:<sender@t.example> RET=HDRS\r\nRCPT TO:<gone@t.example>\r\n",
+    "never": "MAIL FROM:<sender@t.example>\r\nRCPT TO:<never@t.example> NOTIFY=NEVER\r\n"
+             "RCPT TO:<bob@t.example>\r\n",
+}
+
+
+def run(command: list[str], envelope: str) -> tuple[bytes, list[str]]:
+    root = Path(tempfile.mkdtemp(prefix="pyxim-dsn-"))
+    try:
+        root.chmod(0o777)
+        (root / "mail").mkdir()
+        (root / "mail").chmod(0o777)
+        conf = root / "c.conf"
+        conf.write_text(CONFIG.replace("ROOT", str(root)))
+        conf.chmod(0o644)
+        script = f"EHLO x\r\n{envelope}DATA\r\nSubject: dsn test\r\n\r\nbody\r\n.\r\nQUIT\r\n"
+        subprocess.run(command + ["-C", str(conf), "-bs", "-odi"], input=script.encode(), capture_output=True,
+                       timeout=60)
+        mailbox = root / "mail" / "sender"
+        report = mailbox.read_bytes() if mailbox.exists() else b""
+        log = (root / "mainlog").read_text()
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+    report = re.sub(rb"[0-9A-Za-z]{6}-[0-9A-Za-z]{6}-[0-9A-Za-z]{2}", b"ID", report)
+    report = re.sub(rb"\d+-eximdsn-\d+", b"BOUNDARY", report)
+    report = re.sub(rb"\w{3}, \d\d \w{3} \d{4} [\d:]+ [+-]\d{4}", b"DATE", report)
+    report = re.sub(rb"^From MAILER-DAEMON .*$", b"From MAILER-DAEMON DATE", report, flags=re.M)
+    report = re.sub(rb"Received: from \S+ by", b"Received: from USER by", report)
+    lines = []
+    for line in log.splitlines():
+        line = re.sub(r"[0-9A-Za-z]{6}-[0-9A-Za-z]{6}-[0-9A-Za-z]{2}", "ID", line[20:])
+        line = re.sub(r" U=\S+| S=\d+", "", line)
+        if re.match(r"ID (=>|\*\*|==|<=|Completed)", line):
+            lines.append(line)
+    return report, sorted(lines)
+
+
+@pytest.mark.parametrize("name", list(SESSIONS))
+def test_reports_match_exim(name: str) -> None:
+    exim = run([oracle.EXIM], SESSIONS[name])
+    assert exim[1], "exim logged nothing"
+    assert run([sys.executable, "-m", "pyxim"], SESSIONS[name]) == exim
