@@ -89,3 +89,89 @@ def test_reports_match_exim(name: str) -> None:
     exim = run([oracle.EXIM], SESSIONS[name])
     assert exim[1], "exim logged nothing"
     assert run([sys.executable, "-m", "pyxim"], SESSIONS[name]) == exim
+
+
+WARN_CONFIG = """\
+primary_hostname = t.example
+qualify_domain = t.example
+spool_directory = ROOT/spool
+log_file_path = ROOT/%slog
+domainlist local_domains = t.example
+begin routers
+later:
+  driver = redirect
+  local_parts = later : soon
+  allow_defer
+  data = :defer: not now
+local:
+  driver = accept
+  domains = +local_domains
+  local_parts = sender
+  transport = mbox
+begin transports
+mbox:
+  driver = appendfile
+  file = ROOT/mail/$local_part_data
+  user = Debian-exim
+begin retry
+*  *  F,10d,10m
+"""
+
+
+def delayed_queue_run(command: list[str], hours: int, extra_header: str = "") -> tuple[bytes, list[str], str]:
+    """A message on the queue for `hours` with two deferred recipients; one -q."""
+    import time
+
+    from pyxim.expand.taint import Tainted
+    from pyxim.spool.format import Recipient, SpoolHeader, SpoolMessage
+    from pyxim.spool.ids import MessageIdGenerator
+    from pyxim.spool.store import Spool
+
+    root = Path(tempfile.mkdtemp(prefix="pyxim-warn-"))
+    try:
+        (root / "mail").mkdir()
+        spool = Spool(root / "spool")
+        mid = MessageIdGenerator().new_id()
+        headers = [SpoolHeader.of(f"Received: from x by t.example\n\tid {mid}\n"), SpoolHeader.of("Subject: old one\n"),
+                   SpoolHeader.of(f"Message-Id: <E{mid}@t.example>\n")]
+        if extra_header:
+            headers.append(SpoolHeader.of(extra_header))
+        spool.write(SpoolMessage(mid, "sender@t.example", [Recipient("later@t.example"), Recipient("soon@t.example")],
+                                 headers, time.time() - hours * 3600,
+                                 options={"helo_name": Tainted("x"), "received_protocol": "esmtp",
+                                          "body_linecount": "1"}), b"old\n")
+        conf = root / "c.conf"
+        conf.write_text(WARN_CONFIG.replace("ROOT", str(root)))
+        for dirpath, _dirs, files in os.walk(root):
+            os.chmod(dirpath, 0o777)
+            for f in files:
+                os.chmod(os.path.join(dirpath, f), 0o666)
+        conf.chmod(0o644)
+        subprocess.run(command + ["-C", str(conf), "-q"], capture_output=True, timeout=60)
+        mailbox = root / "mail" / "sender"
+        report = mailbox.read_bytes() if mailbox.exists() else b""
+        log = (root / "mainlog").read_text()
+        header = spool.paths(mid)[0].read_text().split("\n")[3]  # "<time> <warning count>"
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+    report = re.sub(rb"[0-9A-Za-z]{6}-[0-9A-Za-z]{6}-[0-9A-Za-z]{2}", b"ID", report)
+    report = re.sub(rb"\d+-eximdsn-\d+", b"BOUNDARY", report)
+    report = re.sub(rb"\w{3}, \d\d \w{3} \d{4} [\d:]+ [+-]\d{4}", b"DATE", report)
+    report = re.sub(rb"^From MAILER-DAEMON .*$", b"From MAILER-DAEMON DATE", report, flags=re.M)
+    report = re.sub(rb"Received: from \S+ by", b"Received: from USER by", report)
+    lines = []
+    for line in log.splitlines():
+        line = re.sub(r"[0-9A-Za-z]{6}-[0-9A-Za-z]{6}-[0-9A-Za-z]{2}", "ID", line[20:])
+        line = re.sub(r" U=\S+| S=\d+|pid=\d+", "", line)
+        if re.match(r"ID (=>|\*\*|==|<=|Completed)", line):
+            lines.append(line)
+    return report, sorted(lines), header.split(" ")[1]
+
+
+@pytest.mark.parametrize(("hours", "header"), [(25, ""), (5, ""), (30, "Precedence: bulk\n")])
+def test_delay_warning_matches_exim(hours: int, header: str) -> None:
+    exim = delayed_queue_run([oracle.EXIM], hours, header)
+    pyxim = delayed_queue_run([sys.executable, "-m", "pyxim"], hours, header)
+    assert pyxim == exim
+    if hours == 25 and not header:
+        assert b"Subject: Warning: message ID delayed 24 hours" in exim[0] and exim[2] == "1"

@@ -200,3 +200,74 @@ def send_success_dsn(
     size = len(text) + sum(len(t) for t, _ in header_texts)
     log(f"{new_id} <= <> R={message.message_id} U={_local_user(config)} P=local S={size}")
     return new_id
+
+
+def _delay_text(seconds: float) -> str:
+    # Exim words a short delay in minutes, a longer one in hours
+    return f"{int(seconds // 60)} minutes" if seconds < 120 * 60 else f"{int(seconds // 3600)} hours"
+
+
+def send_delay_warning(
+    config: Config, spool: Spool, message: SpoolMessage, body: bytes, deferred: list[tuple[str, str]],
+    threshold: float, log,
+) -> str | None:  # type: ignore[no-untyped-def]
+    """The "message delayed" report (delay_warning), as Exim words it; deferred: (address, reason)."""
+    host = _hostname(config)
+    now = time.time()
+    new_id = MessageIdGenerator().new_id()
+    boundary = f"{int(now)}-eximdsn-{int.from_bytes(os.urandom(4), 'big') % 2147483647}"
+    date = formatdate(now, localtime=True)
+    delay = _delay_text(threshold)
+    own_id = next((h.text.split(":", 1)[1].strip() for h in message.headers if h.type == "I"), "")
+    subject = next((h.text.split(":", 1)[1].strip() for h in message.headers
+                    if h.type != "*" and h.text.split(":", 1)[0].strip().lower() == "subject"), None)
+    parts = [f"--{boundary}\nContent-type: text/plain; charset=us-ascii\n\n",
+             "This message was created automatically by mail delivery software.\n",
+             "A message that you sent has not yet been delivered to one or more of its\n",
+             f"recipients after more than {delay} on the queue on {host}.\n\n",
+             f"The message identifier is:     {message.message_id}\n"]
+    if subject is not None:
+        parts.append(f"The subject of the message is: {subject}\n")
+    parts.append("\n")
+    if len(deferred) == 1:
+        parts.append("The address to which the message has not yet been delivered is:\n\n")
+    else:
+        parts.append("The addresses to which the message has not yet been delivered are:\n\n")
+    for address, reason in deferred:
+        parts.append(f"  {address}\n")
+        if reason:
+            parts.append(f"    Delay reason: {reason}\n")
+    parts.append("\nNo action is required on your part. Delivery attempts will continue for\n"
+                 "some time, and this warning may be repeated at intervals if the message\n"
+                 "remains undelivered. Eventually the mail delivery software will give up,\n"
+                 "and when that happens, the message will be returned to you.\n")
+    parts.append(f"\n--{boundary}\nContent-type: message/delivery-status\n\nReporting-MTA: dns; {host}\n\n")
+    for address, _reason in deferred:
+        parts.append(f"Action: delayed\nFinal-Recipient: rfc822;{address}\nStatus: 4.0.0\n\n")
+    parts.append(f"--{boundary}\nContent-type: text/rfc822-headers\n\n")
+    text = "".join(parts).encode("utf-8", "surrogateescape") + _returned_headers(message) + b"\n"
+    text += f"\n--{boundary}--\n".encode()
+    header_texts = [
+        (_received(config, host, new_id, message.sender, date), "P"),
+        ("Auto-Submitted: auto-replied\n", " "),
+        (f"From: Mail Delivery System <Mailer-Daemon@{host}>\n", "F"),
+        (f"To: {message.sender}\n", "T"),
+    ]
+    if own_id:
+        header_texts.append((f"References: {own_id}\n", " "))
+    header_texts += [
+        (f"Content-Type: multipart/report; report-type=delivery-status; boundary={boundary}\n", " "),
+        ("MIME-Version: 1.0\n", " "),
+        (f"Subject: Warning: message {message.message_id} delayed {delay}\n", " "),
+        (f"Message-Id: <E{new_id}@{host}>\n", "I"),
+        (f"Date: {date}\n", " "),
+    ]
+    warning = SpoolMessage(
+        new_id, "", [Recipient(message.sender)], [SpoolHeader(t, k) for t, k in header_texts], now,
+        caller=_local_user(config), uid=os.getuid(), gid=os.getgid(),
+        options={"received_protocol": "local", "body_linecount": str(text.count(b"\n")), "localerror": None},
+    )
+    spool.write(warning, text)
+    size = len(text) + sum(len(t) for t, _ in header_texts)
+    log(f"{new_id} <= <> R={message.message_id} U={_local_user(config)} P=local S={size}")
+    return new_id

@@ -23,7 +23,8 @@ from dataclasses import dataclass, field
 
 from pyxim.config.model import Config
 from pyxim.delivery import TRANSPORTS, DeliveryResult, TransportCall
-from pyxim.expand import ExpansionContext
+from pyxim.errors import ExpansionError
+from pyxim.expand import ExpansionContext, expand_string
 from pyxim.expand.taint import Tainted
 from pyxim.routers.engine import RoutedAddress, route_address
 from pyxim.spool.format import SpoolFormatError, SpoolMessage
@@ -119,6 +120,10 @@ def deliver_message(
             dsn_id = send_success_dsn(config, spool, message, body, notify, log)
             if dsn_id is not None:
                 outcome.bounces.append(dsn_id)
+        if message.sender and outcome.deferred:
+            warning_id = _maybe_warn(config, spool, message, body, outcome, now, log)
+            if warning_id is not None:
+                outcome.bounces.append(warning_id)
         if outcome.failed:
             from pyxim.delivery.bounce import send_bounce
 
@@ -134,6 +139,41 @@ def deliver_message(
             spool.update_header(message)
             outcome.state = "deferred"
         return outcome
+
+
+def _maybe_warn(config: Config, spool: Spool, message: SpoolMessage, body: bytes, outcome: AttemptOutcome,
+                now: float, log: LogFunc) -> str | None:
+    """delay_warning: tell the sender when the message has waited past the next threshold."""
+    times = config.main.get("delay_warning") or ()
+    if isinstance(times, (int, float)):
+        times = (times,)
+    times = [t for t in times if t]
+    if not times:
+        return None
+    n = message.warning_count
+    # the listed times, then the last one repeated: 4h:8h:24h warns at 4h, 8h, 24h, 48h, 72h …
+    threshold = times[n] if n < len(times) else times[-1] * (n - len(times) + 2)
+    if now - message.received_time < threshold:
+        return None
+    flags = {r.address: r.dsn_flags for r in message.recipients}
+    deferred = [(a, why) for a, why in outcome.deferred
+                if not flags.get(a, 0) or flags.get(a, 0) & 0x10]  # NOTIFY without DELAY: no warning
+    condition = config.main.get("delay_warning_condition")
+    if condition:
+        from pyxim.expand.conditions import cond_bool_lax
+
+        ctx = _context(config, message, body, None)
+        try:
+            if not cond_bool_lax(None, [expand_string(str(condition), ctx)]):  # type: ignore[arg-type]
+                return None
+        except ExpansionError:
+            return None
+    message.warning_count = n + 1
+    if not deferred:
+        return None
+    from pyxim.delivery.bounce import send_delay_warning
+
+    return send_delay_warning(config, spool, message, body, deferred, threshold, log)
 
 
 def _cancel(config: Config, spool: Spool, message: SpoolMessage, body: bytes, log: LogFunc,
