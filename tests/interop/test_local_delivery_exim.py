@@ -94,3 +94,58 @@ def test_mbox_and_maildir_match_exim() -> None:
     assert "ID => bob <team@t.example> R=local T=mbox" in exim[0]  # one copy for bob, reached twice
     assert b"\n>From the body\n" in exim[1]
     assert deliver([sys.executable, "-m", "pyxim"]) == exim
+
+
+PIPE_CONFIG = """\
+primary_hostname = t.example
+qualify_domain = t.example
+spool_directory = ROOT/spool
+log_file_path = ROOT/%slog
+domainlist local_domains = t.example
+begin routers
+aliases:
+  driver = redirect
+  domains = +local_domains
+  data = ${lookup{$local_part}lsearch{ROOT/aliases}}
+  file_transport = address_file
+  pipe_transport = address_pipe
+begin transports
+address_pipe:
+  driver = pipe
+  user = Debian-exim
+address_file:
+  driver = appendfile
+  user = Debian-exim
+"""
+
+
+def pipe_and_file(command: list[str]) -> tuple[list[str], bytes, bytes]:
+    root = Path(tempfile.mkdtemp(prefix="pyxim-pipefile-"))
+    try:
+        root.chmod(0o777)
+        (root / "mail").mkdir(mode=0o777)
+        (root / "mail").chmod(0o777)
+        (root / "aliases").write_text(
+            f"piped: |/usr/bin/tee {root}/mail/piped\nsaved: {root}/mail/saved\nboth: piped, saved\n")
+        conf = root / "c.conf"
+        conf.write_text(PIPE_CONFIG.replace("ROOT", str(root)))
+        for p in (conf, root / "aliases"):
+            p.chmod(0o644)
+        subprocess.run(command + ["-C", str(conf), "-odi", "-f", "s@x.example", "both@t.example"],
+                       input=MESSAGE, capture_output=True, timeout=60)
+        piped = (root / "mail" / "piped").read_bytes() if (root / "mail" / "piped").exists() else b""
+        saved = (root / "mail" / "saved").read_bytes() if (root / "mail" / "saved").exists() else b""
+        log = (root / "mainlog").read_text().replace(str(root), "ROOT")
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+    lines = sorted(re.sub(r"[0-9A-Za-z]{6}-[0-9A-Za-z]{6}-[0-9A-Za-z]{2}", "ID", line[20:])
+                   for line in log.splitlines() if re.search(r" (=>|\*\*|==|Completed)", line))
+    return lines, mask(piped), mask(saved)
+
+
+def test_pipe_and_file_from_aliases_match_exim() -> None:
+    exim = pipe_and_file([oracle.EXIM])
+    assert ("ID => |/usr/bin/tee ROOT/mail/piped (piped@t.example) <both@t.example> R=aliases T=address_pipe"
+            in exim[0]), exim[0]
+    assert exim[1] and exim[2]
+    assert pipe_and_file([sys.executable, "-m", "pyxim"]) == exim

@@ -160,3 +160,68 @@ def test_default_configuration_routes_as_exim(address: str) -> None:
         assert run(PYXIM, conf, "-bt", address) == run([oracle.EXIM], conf, "-bt", address)
     finally:
         shutil.rmtree(conf.parent, ignore_errors=True)
+
+
+REDIRECT_CONFIG = """\
+primary_hostname = t.example
+qualify_domain = t.example
+domainlist local_domains = t.example
+begin routers
+aliases:
+  driver = redirect
+  domains = +local_domains
+  data = ${lookup{$local_part}lsearch{ROOT/aliases}}
+  file_transport = address_file
+  pipe_transport = address_pipe
+  allow_fail
+suffixed:
+  driver = redirect
+  domains = +local_domains
+  local_part_suffix = -* : +*
+  local_part_prefix = *=
+  local_part_suffix_optional
+  local_part_prefix_optional
+  local_parts = ! bob : ! carol
+  data = ${local_part}_S${local_part_suffix}_P${local_part_prefix}_V${local_part_suffix_v}@other.example
+users:
+  driver = accept
+  local_part_suffix = +*
+  local_part_suffix_optional
+  local_parts = bob : carol
+  transport = t
+begin transports
+t:
+  driver = appendfile
+  file = /dev/null
+address_pipe:
+  driver = pipe
+address_file:
+  driver = appendfile
+"""
+
+REDIRECT_ALIASES = """\
+pipe: |/usr/bin/logger -t mail
+file: /var/tmp/savefile
+both: bob, |/bin/cat, /var/tmp/f2
+inc: :include:ROOT/inclist
+# a comment line
+quoted: "carol"
+"""
+
+
+@pytest.mark.parametrize("address", ["pipe", "file", "both", "inc", "quoted", "a-b-c", "a+b-c", "p=q=x-y",
+                                     "bob+tag", "Bob+Tag", "carol", "x"])
+def test_redirect_items_and_affixes_match_exim(address: str) -> None:
+    root = Path(tempfile.mkdtemp(prefix="pyxim-redirect-"))
+    try:
+        root.chmod(0o755)
+        (root / "aliases").write_text(REDIRECT_ALIASES.replace("ROOT", str(root)))
+        (root / "inclist").write_text("carol\ndave@x.example\n")
+        conf = root / "c.conf"
+        conf.write_text(REDIRECT_CONFIG.replace("ROOT", str(root)))
+        for p in root.iterdir():
+            p.chmod(0o644)
+        target = f"{address}@t.example"
+        assert run(PYXIM, conf, "-bt", target) == run([oracle.EXIM], conf, "-bt", target)
+    finally:
+        shutil.rmtree(root, ignore_errors=True)

@@ -291,6 +291,8 @@ def _attempt(
                 else:
                     who = _log_address(config, r)
                     shown = f" <{original}>" if r.transport and _is_local(config, r) else parent
+                    if r.address.startswith(("|", "/")) and r.parents and r.parents[0] != original:
+                        shown = f" ({r.parents[0]}){shown}"  # the alias that named the pipe or file
                     log(f"{mid} => {who}{shown} R={r.router} T={r.transport}{result.detail}")
                 if r.address != original:
                     message.non_recipients.append(r.address)
@@ -340,6 +342,8 @@ def _is_local(config: Config, r: RoutedAddress) -> bool:
 
 def _log_address(config: Config, r: RoutedAddress) -> str:
     # Exim shows a local delivery by its local part (the mailbox), a remote one by the address
+    if r.address.startswith(("|", "/")):
+        return r.address  # a pipe or file from redirection is shown as itself
     if r.transport and _is_local(config, r):
         return r.address.rpartition("@")[0]
     return r.address

@@ -68,10 +68,17 @@ def _preconditions(inst: DriverInstance, ctx: ExpansionContext, verifying: bool)
     if not verifying and inst.options.get("verify_only"):
         return False
     domain = ctx.variables.get("domain", "")
-    local_part = ctx.variables.get("local_part", "")
+    # each router sees the whole local part; its own prefix/suffix options may strip it
+    full = ctx.variables.setdefault(_FULL_LOCAL_PART, ctx.variables.get("local_part", ""))
+    for name in ("local_part_prefix", "local_part_suffix", "local_part_prefix_v", "local_part_suffix_v"):
+        ctx.variables[name] = ""
+    ctx.variables["local_part"] = full
     domains = _expand_option(inst, "domains", ctx)
     if domains is not None and not match_domain_list(ctx, domain, domains):
         return False
+    if not _strip_affixes(inst, ctx, full):
+        return False
+    local_part = ctx.variables.get("local_part", "")
     local_parts = _expand_option(inst, "local_parts", ctx)
     caseful = bool(inst.options.get("caseful_local_part"))
     if local_parts is not None and not match_localpart_list(ctx, local_part, local_parts, caseless=not caseful):
@@ -114,11 +121,56 @@ def _preconditions(inst: DriverInstance, ctx: ExpansionContext, verifying: bool)
     return True
 
 
+def _strip_affixes(inst: DriverInstance, ctx: ExpansionContext, local_part: str) -> bool:
+    """local_part_prefix / local_part_suffix: strip the first matching affix (a leading "*" in a
+    prefix takes the longest match, a trailing "*" in a suffix the longest too), or decline
+    unless the affix is _optional. Matching ignores case, as Exim's does."""
+    from pyxim.expand.taint import carry
+
+    lp = local_part
+    for kind in ("prefix", "suffix"):
+        patterns = _expand_option(inst, f"local_part_{kind}", ctx)
+        if patterns is None:
+            continue
+        found = None
+        low = lp.lower()
+        for pattern in iterate_list(patterns):
+            pat = pattern.lower()
+            if kind == "prefix":
+                if pat.startswith("*"):
+                    at = low.rfind(pat[1:], 0, len(low) - 1) if pat[1:] else -1
+                    if at >= 0:
+                        found = (lp[: at + len(pat) - 1], lp[: at])
+                elif pat and low.startswith(pat) and len(low) > len(pat):
+                    found = (lp[: len(pat)], "")
+            else:
+                if pat.endswith("*"):
+                    at = low.find(pat[:-1], 1) if pat[:-1] else -1
+                    if at > 0:
+                        found = (lp[at:], lp[at + len(pat) - 1 :])
+                elif pat and low.endswith(pat) and len(low) > len(pat):
+                    found = (lp[len(lp) - len(pat) :], "")
+            if found is not None:
+                break
+        if found is None:
+            if not inst.options.get(f"local_part_{kind}_optional"):
+                return False
+            continue
+        affix, variable = found
+        ctx.variables[f"local_part_{kind}"] = carry(affix, local_part)
+        ctx.variables[f"local_part_{kind}_v"] = carry(variable, local_part)
+        lp = lp[len(affix) :] if kind == "prefix" else lp[: len(lp) - len(affix)]
+    ctx.variables["local_part"] = carry(lp, local_part)
+    return True
+
+
+# The local part as the address has it, before a router's prefix/suffix options (not a $-variable).
+_FULL_LOCAL_PART = "pyxim:full_local_part"
 # Where check_local_user leaves the user's uid:gid for the delivery (not a $-variable).
 _LOCAL_USER = "pyxim:local_user"
 _TRIED = "pyxim:router_tried"
 _TRANSPORT_VARIABLES = ("local_part_data", "domain_data", "address_data", "home", "local_part_prefix",
-                        "local_part_suffix")
+                        "local_part_suffix", "local_part_prefix_v", "local_part_suffix_v", "local_part")
 
 
 def _routed(result: RoutedAddress, inst: DriverInstance, ctx: ExpansionContext) -> None:
@@ -206,12 +258,30 @@ def _dnslookup(inst: DriverInstance, ctx: ExpansionContext) -> list[Host] | None
     return hosts or None
 
 
-def _redirect_items(data: str) -> list[str]:
+def _redirect_items(data: str, depth: int = 0) -> list[str]:
+    """The items of redirection data: commas or newlines separate them; '#' starts a comment
+    line; ":include:path" reads more items from a file (its contents are not tainted)."""
+    from pyxim.expand.taint import carry
+
     items: list[str] = []
-    for line in data.replace("\n", ",").split(","):
-        line = line.strip()
-        if line:
-            items.append(line)
+    for line in data.split("\n"):
+        if line.lstrip().startswith("#"):
+            continue
+        for piece in line.split(","):
+            piece = piece.strip()
+            if not piece:
+                continue
+            if piece.startswith(":include:"):
+                path = piece[len(":include:"):].strip()
+                if depth > 5:
+                    raise _RouterDefer(f"too many nested :include: items at {path}")
+                try:
+                    with open(path, encoding="utf-8", errors="surrogateescape") as f:
+                        items.extend(_redirect_items(f.read(), depth + 1))
+                except OSError as exc:
+                    raise _RouterDefer(f"failed to open included file {path}: {exc.strerror}") from None
+                continue
+            items.append(carry(piece, data))
     return items
 
 
@@ -219,9 +289,13 @@ def route_address(config: Config, address: str, ctx_vars: dict[str, str] | None 
                   verifying: bool = False, ctx: ExpansionContext | None = None) -> list[RoutedAddress]:
     """Route one address; returns one result per final address (redirection may make several)."""
     results: list[RoutedAddress] = []
-    pending: list[tuple[str, list[str], int]] = [(address, [], 0)]
+    pending: list = [(address, [], 0)]  # type: ignore[type-arg]
     while pending:
-        addr, parents, generation = pending.pop()
+        entry = pending.pop()
+        if isinstance(entry, RoutedAddress):  # a pipe or file item, routed by its redirect router
+            results.append(entry)
+            continue
+        addr, parents, generation = entry
         results.append(_route_one(config, addr, parents, generation, ctx_vars or {}, verifying, pending, ctx))
     return [r for r in results if r.outcome != "redirected"]
 
@@ -233,6 +307,7 @@ def _route_one(config: Config, address: str, parents: list[str], generation: int
     context = ctx or ExpansionContext(config=config)
     context.variables.update(ctx_vars)
     context.variables.update({"local_part": Tainted(local_part), "domain": Tainted(domain)})
+    context.variables[_FULL_LOCAL_PART] = Tainted(local_part)
     if generation > MAX_GENERATIONS:
         result.outcome, result.message = "failed", "too many redirections"
         return result
@@ -269,9 +344,18 @@ def _route_one(config: Config, address: str, parents: list[str], generation: int
                     return result
                 if stripped == ":unknown:":
                     continue
-                for item in _redirect_items(stripped):
+                # Exim's order: pipes and files first, as written; then the new addresses, last first
+                # (pending is a stack: what is pushed last is handled first)
+                items = _redirect_items(stripped)
+                for item in items:
+                    if item.startswith(("|", "/")):
+                        continue
+                    if item.startswith('"') and item.endswith('"') and len(item) > 1:
+                        item = item[1:-1]
                     child = item if "@" in item else f"{item}@{_qualify(config, context)}"
                     pending.append((child, [address, *parents], generation + 1))
+                for item in reversed([i for i in items if i.startswith(("|", "/"))]):
+                    pending.append(_special_item(config, inst, context, item, [address, *parents]))
                 result.outcome = "redirected"
                 return result
             if inst.driver in ("manualroute", "dnslookup"):
@@ -312,6 +396,33 @@ def _route_one(config: Config, address: str, parents: list[str], generation: int
     return result
 
 
+def _special_item(config: Config, inst: DriverInstance, ctx: ExpansionContext, item: str,
+                  parents: list[str]) -> RoutedAddress:
+    """A "|command" or "/file" from redirection data: delivered by the router's pipe_transport or
+    file_transport (directory_transport for "/dir/"); forbid_pipe/forbid_file refuse them."""
+    pipe = item.startswith("|")
+    kind = "pipe" if pipe else "file"
+    result = RoutedAddress(item, parents, router=inst.name)
+    if inst.options.get(f"forbid_{kind}"):
+        result.outcome, result.message = "failed", f"{kind} delivery forbidden by {inst.name} router"
+        return result
+    option = "pipe_transport" if pipe else ("directory_transport" if item.endswith("/") else "file_transport")
+    name = str(inst.options.get(option) or "")
+    if "$" in name:
+        name = expand_string(name, ctx)
+    if not name:
+        result.outcome = "deferred"
+        result.message = f"{option} not set for {inst.name} router"
+        return result
+    if all(t.name != name for t in config.transports):
+        result.outcome, result.message = "deferred", f'transport "{name}" not found in {inst.name} router'
+        return result
+    result.transport = name
+    result.variables = {k: ctx.variables[k] for k in _TRANSPORT_VARIABLES if k in ctx.variables}
+    result.variables["address_pipe" if pipe else "address_file"] = item[1:].lstrip() if pipe else item
+    return result
+
+
 class _RouterDefer(Exception):
     """A router cannot finish (its transport is missing): the address is deferred."""
 
@@ -341,12 +452,18 @@ def format_bt(results: list[RoutedAddress], original: str) -> tuple[str, int]:
     for r in results:
         if r.outcome == "failed":
             out.append(f"{r.address} is undeliverable: {r.message}")
+            out.extend(f"    <-- {p}" for p in r.parents)
             status = 2
         elif r.outcome == "deferred":
             out.append(f"{r.address} cannot be resolved at this time: {r.message}")
             status = max(status, 1)
         elif r.outcome == "discarded":
             out.append(f"mail to {r.address} is discarded")
+        elif r.address.startswith(("|", "/")):
+            # a pipe or file from redirection: "parent -> |command", then the transport
+            out.append(f"{r.parents[0]} -> {r.address}")
+            out.extend(f"    <-- {p}" for p in r.parents[1:])
+            out.append(f"  transport = {r.transport}")
         else:
             out.append(r.address)
             out.extend(f"    <-- {p}" for p in r.parents)
