@@ -195,3 +195,28 @@ def test_frozen_messages_time_out_as_in_exim() -> None:
     exim = frozen_queue_run([oracle.EXIM])
     assert "ID cancelled by timeout_frozen_after" in exim
     assert frozen_queue_run([sys.executable, "-m", "pyxim"]) == exim
+
+
+def test_mail_loop_is_refused_at_delivery() -> None:
+    """received_headers_max: more Received: headers than allowed fail every recipient, as in Exim."""
+    def attempt(command: list[str]) -> list[str]:
+        root = Path(tempfile.mkdtemp(prefix="pyxim-loop-"))
+        try:
+            root.chmod(0o777)
+            conf = root / "c.conf"
+            conf.write_text(f"primary_hostname = t.example\nqualify_domain = t.example\nspool_directory = {root}/spool\n"
+                            f"log_file_path = {root}/%slog\nreceived_headers_max = 3\n"
+                            "begin routers\nr:\n  driver = redirect\n  data = :blackhole:\n")
+            conf.chmod(0o644)
+            subprocess.run(command + ["-C", str(conf), "-odi", "-f", "s@x.example", "u@t.example", "v@t.example"],
+                           input=b"Received: a\nReceived: b\nReceived: c\nSubject: x\n\nbody\n",
+                           capture_output=True, timeout=60)
+            log = (root / "mainlog").read_text()
+        finally:
+            shutil.rmtree(root, ignore_errors=True)
+        return sorted(re.sub(r" U=\S+| S=\d+", "", re.sub(r"[0-9A-Za-z]{6}-[0-9A-Za-z]{6}-[0-9A-Za-z]{2}", "ID", ln[20:]))
+                      for ln in log.splitlines() if re.search(r" (=>|\*\*|==|<=|Completed)", ln))
+
+    exim = attempt([oracle.EXIM])
+    assert 'ID ** u@t.example: Too many "Received" headers - suspected mail loop' in exim
+    assert attempt([sys.executable, "-m", "pyxim"]) == exim

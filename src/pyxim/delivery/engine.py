@@ -232,6 +232,17 @@ def _attempt(
     # delivered once: an address reached twice (directly and through an alias) gets one copy,
     # whose Envelope-to: names every recipient that led to it (Exim's duplicate handling).
     plan: list[tuple[str, str, ExpansionContext, list[RoutedAddress]]] = []
+    received = sum(1 for h in message.headers if h.type != "*" and h.text[:9].lower() == "received:")
+    if received > int(config.main.get("received_headers_max") or 30):
+        # a mail loop: every recipient fails, without routing (Exim's check at delivery)
+        reason = 'Too many "Received" headers - suspected mail loop'
+        for recipient in message.recipients:
+            if recipient.address not in done:
+                log(f"{mid} ** {recipient.address}: {reason}")
+                outcome.failed.append((recipient.address, reason, recipient.address))
+                message.non_recipients.append(recipient.address)
+                done.add(recipient.address)
+        return outcome
     for recipient in message.recipients:
         original = recipient.address
         if original in done:
