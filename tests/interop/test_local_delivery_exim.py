@@ -34,6 +34,8 @@ local:
   domains = +local_domains
   local_parts = lsearch;ROOT/mailboxes
   transport = ${if eq{$local_part}{maildirs}{maildir}{mbox}}
+  headers_add = X-Routed-By: local for $local_part_data
+  headers_remove = X-Test
 begin transports
 mbox:
   driver = appendfile

@@ -225,3 +225,37 @@ def test_redirect_items_and_affixes_match_exim(address: str) -> None:
         assert run(PYXIM, conf, "-bt", target) == run([oracle.EXIM], conf, "-bt", target)
     finally:
         shutil.rmtree(root, ignore_errors=True)
+
+
+UNSEEN_CONFIG = """\
+primary_hostname = t.example
+begin routers
+copy:
+  driver = accept
+  local_parts = bob
+  unseen
+  transport = t1
+main:
+  driver = accept
+  transport = t2
+begin transports
+t1:
+  driver = appendfile
+  file = /dev/null
+t2:
+  driver = appendfile
+  file = /dev/null
+"""
+
+
+@pytest.mark.parametrize("address", ["bob@t.example", "carol@t.example"])
+def test_unseen_matches_exim(address: str) -> None:
+    root = Path(tempfile.mkdtemp(prefix="pyxim-unseen-"))
+    try:
+        root.chmod(0o755)
+        conf = root / "c.conf"
+        conf.write_text(UNSEEN_CONFIG)
+        conf.chmod(0o644)
+        assert run(PYXIM, conf, "-bt", address) == run([oracle.EXIM], conf, "-bt", address)
+    finally:
+        shutil.rmtree(root, ignore_errors=True)

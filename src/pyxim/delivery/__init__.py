@@ -41,6 +41,8 @@ class TransportCall:
     # remote transports: the hosts the router chose, in order (pyxim.routers.engine.Host: name, address, mx)
     hosts: list = field(default_factory=list)  # type: ignore[type-arg]
     router: str = ""  # the router's name (for log lines)
+    headers_add: list[str] = field(default_factory=list)  # the router's headers_add / headers_remove
+    headers_remove: list[str] = field(default_factory=list)
 
 
 @dataclass(slots=True)

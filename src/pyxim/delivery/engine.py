@@ -403,7 +403,7 @@ def _one(
         # Exim never runs a local delivery as a never_users user (root always, as Debian builds it)
         return DeliveryResult("defer", f"User {uid} set for {inst.name} transport is on the never_users list")
     call = TransportCall(config, inst, message, body, r.address, original, ctx, uid, gid, envelope_to,
-                         list(r.hosts), r.router)
+                         list(r.hosts), r.router, list(r.headers_add), list(r.headers_remove))
     try:
         return func(call)
     except Exception as exc:  # noqa: BLE001 — a transport bug defers the address, never loses it

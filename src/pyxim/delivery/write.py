@@ -238,8 +238,9 @@ def spec_for(
     opts = call.transport.options
     ctx = call.ctx
     return_path = effective_return_path(call)
-    remove = list(router_headers_remove) + expanded_headers_remove(opts.get("headers_remove"), ctx)
-    add = list(router_headers_add) + expanded_headers_add(opts.get("headers_add"), ctx)
+    remove = list(router_headers_remove or call.headers_remove) + expanded_headers_remove(
+        opts.get("headers_remove"), ctx)
+    add = list(router_headers_add or call.headers_add) + expanded_headers_add(opts.get("headers_add"), ctx)
     return WriteSpec(
         return_path=return_path if opts.get("return_path_add") else None,
         envelope_to=(call.envelope_to or [call.original or call.address]) if opts.get("envelope_to_add") else (),

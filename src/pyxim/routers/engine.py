@@ -43,6 +43,9 @@ class RoutedAddress:
     variables: dict[str, str] = field(default_factory=dict)
     uid: int | None = None  # the user to deliver as (check_local_user or the router's user)
     gid: int | None = None
+    headers_add: list[str] = field(default_factory=list)  # the router's headers_add, expanded
+    headers_remove: list[str] = field(default_factory=list)
+    errors_to: str | None = None  # where bounces for this address go (errors_to; "" discards them)
 
 
 class _Decline(Exception):
@@ -173,8 +176,39 @@ _TRANSPORT_VARIABLES = ("local_part_data", "domain_data", "address_data", "home"
                         "local_part_suffix", "local_part_prefix_v", "local_part_suffix_v", "local_part")
 
 
+def _unseen(result: RoutedAddress, pending: list, generation: int, index: int) -> RoutedAddress:  # type: ignore[type-arg]
+    """An unseen router's result becomes a child of the address, and a second child goes on
+    from the next router (Exim shows both with the address as their parent, the second first)."""
+    parents = [result.address, *result.parents]
+    result.parents = parents
+    pending.append(result)
+    pending.append((result.address, parents, generation, index + 1))
+    return RoutedAddress(result.address, parents[1:], outcome="redirected")
+
+
+def _is_true(value: object, ctx: ExpansionContext) -> bool:
+    """A boolean option that may be an expansion (unseen, …)."""
+    if value is None or isinstance(value, bool):
+        return bool(value)
+    from pyxim.expand.conditions import cond_bool_lax
+
+    try:
+        return bool(cond_bool_lax(None, [expand_string(str(value), ctx)]))  # type: ignore[arg-type]
+    except ForcedFail:
+        return False
+
+
 def _routed(result: RoutedAddress, inst: DriverInstance, ctx: ExpansionContext) -> None:
     """Note what the transport needs from the router that accepted the address."""
+    add = _expand_option(inst, "headers_add", ctx)
+    if add:
+        result.headers_add = [line for line in add.split("\n") if line.strip()]
+    remove = _expand_option(inst, "headers_remove", ctx)
+    if remove:
+        result.headers_remove = [name for name in iterate_list(remove) if name]
+    errors_to = _expand_option(inst, "errors_to", ctx)
+    if errors_to is not None:
+        result.errors_to = errors_to
     address_data = inst.options.get("address_data")
     if address_data is not None:
         ctx.variables["address_data"] = expand_string(str(address_data), ctx)
@@ -295,13 +329,14 @@ def route_address(config: Config, address: str, ctx_vars: dict[str, str] | None 
         if isinstance(entry, RoutedAddress):  # a pipe or file item, routed by its redirect router
             results.append(entry)
             continue
-        addr, parents, generation = entry
-        results.append(_route_one(config, addr, parents, generation, ctx_vars or {}, verifying, pending, ctx))
+        addr, parents, generation, *start = entry
+        results.append(_route_one(config, addr, parents, generation, ctx_vars or {}, verifying, pending, ctx,
+                                  start[0] if start else 0))
     return [r for r in results if r.outcome != "redirected"]
 
 
 def _route_one(config: Config, address: str, parents: list[str], generation: int, ctx_vars: dict[str, str],
-               verifying: bool, pending: list, ctx: ExpansionContext | None) -> RoutedAddress:  # type: ignore[type-arg]
+               verifying: bool, pending: list, ctx: ExpansionContext | None, start: int = 0) -> RoutedAddress:  # type: ignore[type-arg]
     result = RoutedAddress(address, parents)
     local_part, _, domain = address.rpartition("@")
     context = ctx or ExpansionContext(config=config)
@@ -312,14 +347,18 @@ def _route_one(config: Config, address: str, parents: list[str], generation: int
         result.outcome, result.message = "failed", "too many redirections"
         return result
     context.variables.pop(_TRIED, None)
-    for inst in config.routers:
+    for index, inst in enumerate(config.routers):
+        if index < start:
+            continue  # an unseen router's copy goes on from the next router
         try:
             if not _preconditions(inst, context, verifying):
                 continue
+            # unseen: when this router takes the address, a copy goes on to the routers after it
+            copy = _is_true(inst.options.get("unseen"), context)
             if inst.driver == "accept":
                 result.router, result.transport = inst.name, _transport_name(config, inst, context)
                 _routed(result, inst, context)
-                return result
+                return _unseen(result, pending, generation, index) if copy else result
             if inst.driver == "redirect":
                 data = _expand_option(inst, "data", context)
                 if data is None and inst.options.get("file"):
@@ -357,6 +396,8 @@ def _route_one(config: Config, address: str, parents: list[str], generation: int
                 for item in reversed([i for i in items if i.startswith(("|", "/"))]):
                     pending.append(_special_item(config, inst, context, item, [address, *parents]))
                 result.outcome = "redirected"
+                if copy:
+                    pending.append((address, [address, *parents], generation, index + 1))
                 return result
             if inst.driver in ("manualroute", "dnslookup"):
                 hosts = _manualroute(inst, context, inst.name) if inst.driver == "manualroute" else _dnslookup(inst, context)
@@ -370,6 +411,8 @@ def _route_one(config: Config, address: str, parents: list[str], generation: int
                 result.router, result.transport = inst.name, _transport_name(config, inst, context)
                 result.hosts = hosts
                 _routed(result, inst, context)
+                if copy:
+                    return _unseen(result, pending, generation, index)
                 return result
             # drivers whose routing is not implemented yet decline
         except _RouterDefer as exc:
