@@ -220,3 +220,49 @@ def test_mail_loop_is_refused_at_delivery() -> None:
     exim = attempt([oracle.EXIM])
     assert 'ID ** u@t.example: Too many "Received" headers - suspected mail loop' in exim
     assert attempt([sys.executable, "-m", "pyxim"]) == exim
+
+
+ERRORS_TO_CONFIG = """\
+primary_hostname = t.example
+qualify_domain = t.example
+spool_directory = ROOT/spool
+log_file_path = ROOT/%slog
+begin routers
+admins:
+  driver = redirect
+  local_parts = postmaster
+  data = :blackhole:
+quiet:
+  driver = redirect
+  local_parts = quiet
+  errors_to =
+  allow_fail
+  data = :fail: nobody here
+gone:
+  driver = redirect
+  errors_to = postmaster@t.example
+  allow_fail
+  data = :fail: gone away
+"""
+
+
+def test_errors_to_matches_exim() -> None:
+    """A router's errors_to sends the bounce to that address; an empty one discards it."""
+    def attempt(command: list[str]) -> list[str]:
+        root = Path(tempfile.mkdtemp(prefix="pyxim-errorsto-"))
+        try:
+            root.chmod(0o777)
+            conf = root / "c.conf"
+            conf.write_text(ERRORS_TO_CONFIG.replace("ROOT", str(root)))
+            conf.chmod(0o644)
+            subprocess.run(command + ["-C", str(conf), "-odi", "-f", "s@x.example", "a@t.example", "quiet@t.example"],
+                           input=b"Subject: x\n\nbody\n", capture_output=True, timeout=60)
+            log = (root / "mainlog").read_text()
+        finally:
+            shutil.rmtree(root, ignore_errors=True)
+        return sorted(re.sub(r" U=\S+| S=\d+", "", re.sub(r"[0-9A-Za-z]{6}-[0-9A-Za-z]{6}-[0-9A-Za-z]{2}", "ID", ln[20:]))
+                      for ln in log.splitlines() if re.search(r" (=>|\*\*|==|<=|Completed)", ln))
+
+    exim = attempt([oracle.EXIM])
+    assert "ID => :blackhole: <postmaster@t.example> R=admins" in exim, exim
+    assert attempt([sys.executable, "-m", "pyxim"]) == exim

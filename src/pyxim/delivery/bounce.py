@@ -78,13 +78,16 @@ def bounce_text(
 
 
 def send_bounce(
-    config: Config, spool: Spool, message: SpoolMessage, body: bytes, failed: list[tuple[str, str, str]], log
+    config: Config, spool: Spool, message: SpoolMessage, body: bytes, failed: list[tuple[str, str, str]], log,
+    to: str | None = None,
 ) -> str | None:  # type: ignore[no-untyped-def]
-    """Spool a bounce for `failed` to the message's sender; returns its id (None for a bounce's bounce)."""
+    """Spool a bounce for `failed` to the message's sender (or `to`, a router's errors_to);
+    returns its id (None for a bounce's bounce)."""
     if not message.sender:
         log(f"{message.message_id} Frozen (delivery error message)")
         message.options["frozen"] = str(int(time.time()))
         return None
+    recipient = to or message.sender
     flags = {r.address: r.dsn_flags for r in message.recipients}
     failed = [f for f in failed if wants_failure_report(flags.get(f[2], 0))]
     if not failed:
@@ -97,11 +100,11 @@ def send_bounce(
     failed_list = ",\n  ".join(a for a, _, _ in failed)
     own_id = next((h.text.split(":", 1)[1].strip() for h in message.headers if h.type == "I"), "")
     header_texts = [
-        (_received(config, host, new_id, message.sender, date), "P"),
+        (_received(config, host, new_id, recipient, date), "P"),
         (f"X-Failed-Recipients: {failed_list}\n", " "),
         ("Auto-Submitted: auto-replied\n", " "),
         (f"From: Mail Delivery System <Mailer-Daemon@{host}>\n", "F"),
-        (f"To: {message.sender}\n", "T"),
+        (f"To: {recipient}\n", "T"),
     ]
     if own_id:
         header_texts.append((f"References: {own_id}\n", " "))
@@ -114,7 +117,7 @@ def send_bounce(
     ]
     text = bounce_text(config, message, body, failed, boundary)
     bounce = SpoolMessage(
-        new_id, "", [Recipient(message.sender)], [SpoolHeader(t, k) for t, k in header_texts], now,
+        new_id, "", [Recipient(recipient)], [SpoolHeader(t, k) for t, k in header_texts], now,
         caller=_local_user(config), uid=os.getuid(), gid=os.getgid(),
         options={"received_protocol": "local", "body_linecount": str(text.count(b"\n")), "localerror": None},
     )

@@ -45,6 +45,7 @@ class AttemptOutcome:
     bounces: list[str] = field(default_factory=list)  # ids of the bounce messages it spooled
     # (final address, recipient as received) of deliveries that end here (local transports): success DSNs
     final: list[tuple[str, str]] = field(default_factory=list)
+    errors_to: dict[str, str] = field(default_factory=dict)  # failed address -> its router's errors_to
 
 
 @contextlib.contextmanager
@@ -127,9 +128,18 @@ def deliver_message(
         if outcome.failed:
             from pyxim.delivery.bounce import send_bounce
 
-            bounce_id = send_bounce(config, spool, message, body, outcome.failed, log)
-            if bounce_id is not None:
-                outcome.bounces.append(bounce_id)
+            # a router's errors_to sends that address's bounce elsewhere ("" discards it)
+            groups: dict[str | None, list[tuple[str, str, str]]] = {}
+            for item in outcome.failed:
+                groups.setdefault(outcome.errors_to.get(item[0]), []).append(item)
+            for to, items in groups.items():
+                if to == "":
+                    for item in items:
+                        log(f"{message_id} {item[0]}: error ignored")
+                    continue
+                bounce_id = send_bounce(config, spool, message, body, items, log, to=to)
+                if bounce_id is not None:
+                    outcome.bounces.append(bounce_id)
         done = set(message.non_recipients)
         if all(r.address in done for r in message.recipients):
             spool.remove(message_id)
@@ -316,6 +326,8 @@ def _attempt(
                     reason += "\n    ------ pipe output ------\n    " + output.decode(
                         "utf-8", "replace").rstrip("\n").replace("\n", "\n    ")
                 outcome.failed.append((r.address, reason, original))
+                if r.errors_to is not None:
+                    outcome.errors_to[r.address] = r.errors_to
                 if not message.sender:
                     finished = False  # a bounce that cannot be delivered is frozen, not dropped
                 router = f" R={r.router}" if r.router and not timed_out else ""

@@ -377,6 +377,7 @@ def _route_one(config: Config, address: str, parents: list[str], generation: int
                             "Unrouteable address" if outcome == "failed" else "deferred by redirect"
                         )
                         result.router = inst.name
+                        result.errors_to = _expand_option(inst, "errors_to", context)
                         return result
                 if stripped == ":blackhole:":
                     result.outcome, result.router = "discarded", inst.name
