@@ -39,10 +39,12 @@ class CommandLine:
     delivery_mode: str = "b"  # -odb (background, the default), -odi/-odf (foreground), -odq (queue only)
     queue_run: str | None = None  # "-q", "-qf", "-qff" …; with -bd, the interval in queue_interval
     queue_interval: str | None = None
+    selection: tuple[str, str] | None = None  # -R text (recipients) or -S text (sender)
 
 
 # Options that take the next word as their value.
-_WITH_VALUE = {"-C", "-bem", "-f", "-F", "-oX", "-oMa", "-oMs", "-oMr", "-oMt", "-oMi", "-oMaa", "-oMai"}
+_WITH_VALUE = {"-C", "-bem", "-f", "-F", "-oX", "-oMa", "-oMs", "-oMr", "-oMt", "-oMi", "-oMaa", "-oMai", "-R", "-S",
+               "-Rf", "-Rff", "-Sf", "-Sff"}
 
 
 _MESSAGE_COMMANDS = ("-Mf", "-Mt", "-Mrm", "-Mg", "-Mar", "-Mmd", "-Mvh", "-Mvb")
@@ -86,6 +88,12 @@ def parse_command_line(argv: Sequence[str]) -> CommandLine:
                 cl.listen = value
             elif arg == "-F":
                 cl.full_name = value
+            elif arg.startswith(("-R", "-S")):
+                # -R/-S: a queue run for messages with a matching recipient / sender
+                cl.selection = (arg[1], value)
+                cl.queue_run = "-q" + arg[2:]
+                if cl.mode == "":
+                    cl.mode = "-q"
             i += 1
         elif arg.startswith("-C") and len(arg) > 2:
             cl.config_path = arg[2:]
@@ -364,7 +372,9 @@ def run_delivery(cl: CommandLine) -> int:
     if cl.mode == "-q":
         flags = cl.queue_run or "-q"
         queue_run(config, spool, logger.main, force="f" in flags, frozen="ff" in flags,
-                  flag="" if flags == "-q" else flags)
+                  flag="" if flags == "-q" and cl.selection is None else
+                  (f"-{cl.selection[0]}{flags[2:]} {cl.selection[1]}" if cl.selection else flags),
+                  selection=cl.selection)
         return 0
     if not cl.args:
         raise UsageError(f"no message ids given after {cl.mode} option")

@@ -266,3 +266,31 @@ def test_errors_to_matches_exim() -> None:
     exim = attempt([oracle.EXIM])
     assert "ID => :blackhole: <postmaster@t.example> R=admins" in exim, exim
     assert attempt([sys.executable, "-m", "pyxim"]) == exim
+
+
+def test_queue_run_selections_match_exim() -> None:
+    """-R (a recipient contains the text) and -S (the sender does) pick messages for a queue run."""
+    def session(command: list[str]) -> list[str]:
+        root = Path(tempfile.mkdtemp(prefix="pyxim-select-"))
+        try:
+            root.chmod(0o777)
+            conf = root / "c.conf"
+            conf.write_text(f"primary_hostname = t.example\nqualify_domain = t.example\nspool_directory = {root}/spool\n"
+                            f"log_file_path = {root}/%slog\nbegin routers\nr:\n  driver = redirect\n"
+                            "  data = :blackhole:\n")
+            conf.chmod(0o644)
+            base = command + ["-C", str(conf)]
+            for sender, rcpt in (("a@one.example", "x@t.example"), ("b@two.example", "Yes@t.example")):
+                subprocess.run(base + ["-odq", "-f", sender, rcpt], input=b"S: x\n\nb\n", capture_output=True,
+                               timeout=60)
+            for args in (["-R", "yes"], ["-S", "TWO"], ["-S", "one"]):
+                subprocess.run(base + args, capture_output=True, timeout=60)
+            log = (root / "mainlog").read_text()
+        finally:
+            shutil.rmtree(root, ignore_errors=True)
+        return [re.sub(r"pid=\d+", "pid=PID", re.sub(r"[0-9A-Za-z]{6}-[0-9A-Za-z]{6}-[0-9A-Za-z]{2}", "ID", ln[20:]))
+                for ln in log.splitlines() if re.search(r"queue run|=>|Completed", ln)]
+
+    exim = session([oracle.EXIM])
+    assert "Start queue run: pid=PID -R yes" in exim
+    assert session([sys.executable, "-m", "pyxim"]) == exim

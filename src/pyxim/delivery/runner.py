@@ -26,13 +26,33 @@ def deliver_now(config: Config, spool: Spool, message_id: str, log: LogFunc, for
     return outcome
 
 
+def _selected(spool: Spool, message_id: str, selection: tuple[str, str] | None) -> bool:
+    """-R text: some undelivered recipient contains text; -S text: the sender does (both caseless)."""
+    if selection is None:
+        return True
+    from pyxim.spool.format import SpoolFormatError
+
+    try:
+        message = spool.read(message_id)[0]
+    except (OSError, SpoolFormatError):
+        return False
+    kind, text = selection
+    text = text.lower()
+    if kind == "S":
+        return text in message.sender.lower()
+    done = set(message.non_recipients)
+    return any(text in r.address.lower() for r in message.recipients if r.address not in done)
+
+
 def queue_run(config: Config, spool: Spool, log: LogFunc, *, force: bool = False, frozen: bool = False,
-              flag: str = "") -> list[AttemptOutcome]:
-    """One pass over the queue, oldest first (Exim's -q, -qf, -qff)."""
+              flag: str = "", selection: tuple[str, str] | None = None) -> list[AttemptOutcome]:
+    """One pass over the queue, oldest first (Exim's -q, -qf, -qff; -R/-S select messages)."""
     pid = os.getpid()
     log(f"Start queue run: pid={pid}{(' ' + flag) if flag else ''}")
     outcomes = []
     for message_id in list(spool.message_ids()):
+        if not _selected(spool, message_id, selection):
+            continue
         outcomes.append(deliver_now(config, spool, message_id, log, force=frozen, ignore_retry=force))
     log(f"End queue run: pid={pid}{(' ' + flag) if flag else ''}")
     return outcomes
