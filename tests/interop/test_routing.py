@@ -259,3 +259,60 @@ def test_unseen_matches_exim(address: str) -> None:
         assert run(PYXIM, conf, "-bt", address) == run([oracle.EXIM], conf, "-bt", address)
     finally:
         shutil.rmtree(root, ignore_errors=True)
+
+
+MANUALROUTE_CONFIG = """\
+primary_hostname = t.example
+begin routers
+ports:
+  driver = manualroute
+  domains = ports.example
+  route_list = * "127.0.0.1::2525 : 10.0.0.1"
+  self = send
+  transport = remote
+local:
+  driver = manualroute
+  domains = local.example
+  route_list = * 127.0.0.1
+  transport = remote
+one:
+  driver = manualroute
+  domains = one.example
+  route_list = *.example 10.9.9.9 remote2 ; one.example 10.0.0.7 bydns
+  transport = remote
+bogus:
+  driver = manualroute
+  domains = bogus.example
+  route_list = * 10.0.0.8 nosuchopt
+  transport = remote
+data:
+  driver = manualroute
+  domains = data.example
+  route_data = ${if eq{$local_part}{x}{10.1.1.1:10.1.1.22}{}}
+  transport = remote
+begin transports
+remote:
+  driver = smtp
+remote2:
+  driver = smtp
+"""
+
+
+@pytest.mark.parametrize("address", ["u@ports.example", "u@local.example", "u@one.example", "u@bogus.example",
+                                     "x@data.example", "y@data.example"])
+def test_manualroute_matches_exim(address: str) -> None:
+    """route_list/route_data with quoted host lists, ports, options and transports; self; -bt's host lines."""
+    root = Path(tempfile.mkdtemp(prefix="pyxim-manualroute-"))
+    try:
+        root.chmod(0o755)
+        conf = root / "c.conf"
+        conf.write_text(MANUALROUTE_CONFIG)
+        conf.chmod(0o644)
+        pyxim, exim = run(PYXIM, conf, "-bt", address), run([oracle.EXIM], conf, "-bt", address)
+        # Exim also writes its router error to the log (LOG: lines on stderr here)
+        exim = ("\n".join(line for line in exim[0].split("\n")
+                           if not line.startswith(("LOG:", "  Error in", "  remote host address"))),
+                exim[1])
+        assert pyxim == exim
+    finally:
+        shutil.rmtree(root, ignore_errors=True)

@@ -28,6 +28,7 @@ class Host:
     name: str
     address: str | None
     mx: int | None = None
+    port: int | None = None  # from route_list "host::port"; None: the transport's port
 
 
 @dataclass
@@ -247,34 +248,115 @@ def _resolve(ctx: ExpansionContext, name: str) -> list[str]:
     return ctx.get_resolver().addresses_for_name(name)
 
 
-def _manualroute(inst: DriverInstance, ctx: ExpansionContext, router_name: str) -> list[Host] | None:
+class _RouterFail(Exception):
+    """A router that fails the address outright (host_find_failed = fail, self = fail …)."""
+
+
+_ROUTE_OPTIONS = {"randomize", "no_randomize", "byname", "bydns", "ipv4_prefer", "ipv6_prefer", "ipv4_only",
+                  "ipv6_only"}
+
+
+def _split_route(text: str) -> tuple[str, list[str]]:
+    """A route_list/route_data entry after its domain: the host list (quoted or one word), then options."""
+    text = text.strip()
+    if text.startswith('"'):
+        end = text.find('"', 1)
+        hostlist, rest = (text[1:end], text[end + 1 :]) if end > 0 else (text[1:], "")
+    else:
+        hostlist, _, rest = text.partition(" ")
+    return hostlist, rest.split()
+
+
+def _manualroute(config: Config, inst: DriverInstance, ctx: ExpansionContext,
+                 router_name: str) -> tuple[list[Host], str | None] | None:
+    """The hosts for the domain (and a transport named in the route's options), or None to decline."""
     domain = ctx.variables.get("domain", "")
     route_data = inst.options.get("route_data")
-    entries: list[tuple[str, str]] = []
+    entries: list[tuple[str | None, str]] = []
     if route_data is not None:
         data = expand_string(str(route_data), ctx)
-        if not data:
+        if not data.strip():
             return None
-        entries.append(("*", data))
+        entries.append((None, data))
     else:
         for item in iterate_list(str(inst.options.get("route_list") or ""), ";"):
             pattern, _, rest = item.strip().partition(" ")
-            entries.append((pattern, rest.strip()))
+            entries.append((pattern, rest))
     for pattern, rest in entries:
-        if route_data is None and not match_domain_list(ctx, domain, pattern):
+        if pattern is not None and not match_domain_list(ctx, domain, pattern):
             continue
-        hostlist = expand_string(rest.split()[0], ctx) if rest.split() else ""
+        hostlist, options = _split_route(rest)
+        transport = None
+        randomize = bool(inst.options.get("hosts_randomize"))
+        for option in options:
+            if option in _ROUTE_OPTIONS:
+                randomize = option == "randomize" if "randomize" in option else randomize
+            elif any(t.name == option for t in config.transports):
+                transport = option
+            else:
+                raise _RouterDefer(f'error in router: unknown routing option or transport name "{option}"')
+        hostlist = expand_string(hostlist, ctx) if pattern is not None else hostlist
         hosts: list[Host] = []
         for name in iterate_list(hostlist):
+            port = None
+            mx = False
+            if name.endswith("/MX"):
+                name, mx = name[:-3], True
+            host_part, sep, port_text = name.rpartition(":")
+            if sep and port_text.isdigit() and ("." in host_part or not host_part.count(":")):
+                name, port = host_part, int(port_text)
+            name = name.strip("[]")
             try:
-                addresses = _resolve(ctx, name)
+                if mx:
+                    addresses = [(n, a, pref) for pref, n in ctx.get_resolver().mx_hosts(name)
+                                 for a in ctx.get_resolver().addresses_for_name(n)]
+                else:
+                    addresses = [(name, a, None) for a in _resolve(ctx, name)]
             except LookupDefer:
                 addresses = []
             if not addresses:
-                raise LookupDefer(f'lookup of host "{name}" failed in {router_name} router')
-            hosts.extend(Host(name, a) for a in addresses)
-        return hosts
+                policy = str(inst.options.get("host_find_failed") or "freeze")
+                message = f'lookup of host "{name}" failed in {router_name} router'
+                if policy == "ignore":
+                    continue
+                if policy in ("decline", "pass"):
+                    return None
+                if policy == "fail":
+                    raise _RouterFail(message)
+                raise _RouterDefer(message)
+            hosts.extend(Host(n, a, pref, port) for n, a, pref in addresses)
+        if randomize:
+            import random
+
+            random.shuffle(hosts)
+        if not hosts:
+            policy = str(inst.options.get("host_all_ignored") or "defer")
+            if policy in ("decline", "pass"):
+                return None
+            if policy == "fail":
+                raise _RouterFail("all hosts were ignored")
+            raise _RouterDefer("all hosts were ignored")
+        return hosts, transport
     return None
+
+
+def _self_check(inst: DriverInstance, ctx: ExpansionContext, hosts: list[Host], domain: str) -> list[Host] | None:
+    """Exim's `self` option: what to do when the first host is this host (default: freeze)."""
+    from pyxim.lists import _canonical_ip, _local_interface_ips
+
+    if not hosts or hosts[0].address is None:
+        return hosts
+    local = _local_interface_ips(ctx) | {"127.0.0.1", "::1"}
+    if _canonical_ip(hosts[0].address) not in local and not hosts[0].address.startswith("127."):
+        return hosts
+    policy = str(inst.options.get("self") or "freeze")
+    if policy == "send":
+        return hosts
+    if policy in ("pass", "decline"):
+        return None
+    if policy == "fail":
+        raise _RouterFail("remote host address is the local host")
+    raise _RouterDefer("remote host address is the local host")
 
 
 def _dnslookup(inst: DriverInstance, ctx: ExpansionContext) -> list[Host] | None:
@@ -401,15 +483,23 @@ def _route_one(config: Config, address: str, parents: list[str], generation: int
                     pending.append((address, [address, *parents], generation, index + 1))
                 return result
             if inst.driver in ("manualroute", "dnslookup"):
-                hosts = _manualroute(inst, context, inst.name) if inst.driver == "manualroute" else _dnslookup(inst, context)
+                route_transport = None
+                if inst.driver == "manualroute":
+                    found = _manualroute(config, inst, context, inst.name)
+                    hosts, route_transport = found if found is not None else (None, None)
+                else:
+                    hosts = _dnslookup(inst, context)
                 ignore = _expand_option(inst, "ignore_target_hosts", context)
                 if hosts and ignore:
                     from pyxim.lists import match_host_list
 
                     hosts = [h for h in hosts if not (h.address and match_host_list(context, h.address, ignore, ""))]
+                if hosts:
+                    hosts = _self_check(inst, context, hosts, domain)
                 if not hosts:
                     continue
-                result.router, result.transport = inst.name, _transport_name(config, inst, context)
+                result.router = inst.name
+                result.transport = route_transport or _transport_name(config, inst, context)
                 result.hosts = hosts
                 _routed(result, inst, context)
                 if copy:
@@ -418,6 +508,9 @@ def _route_one(config: Config, address: str, parents: list[str], generation: int
             # drivers whose routing is not implemented yet decline
         except _RouterDefer as exc:
             result.outcome, result.message = "deferred", str(exc)
+            return result
+        except _RouterFail as exc:
+            result.outcome, result.message = "failed", str(exc)
             return result
         except LookupDefer as exc:
             result.outcome, result.message = "deferred", exc.message
@@ -512,6 +605,14 @@ def format_bt(results: list[RoutedAddress], original: str) -> tuple[str, int]:
             out.append(r.address)
             out.extend(f"    <-- {p}" for p in r.parents)
             out.append(f"  router = {r.router}, transport = {r.transport or 'unset'}")
+            # Exim lines the hosts up: names padded to the longest, addresses too
+            width = max((len(h.name) for h in r.hosts), default=0)
+            awidth = max((len(h.address or "") for h in r.hosts), default=0)
             for h in r.hosts:
-                out.append(f"  host {h.name} [{h.address}]" + (f" MX={h.mx}" if h.mx is not None else ""))
+                line = f"  host {h.name:<{width}} [{h.address}]" + " " * (awidth - len(h.address or ""))
+                if h.port is not None:
+                    line += f" port={h.port}"
+                if h.mx is not None:
+                    line += f" MX={h.mx}"
+                out.append(line)
     return "".join(line + "\n" for line in out), status
