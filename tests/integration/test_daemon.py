@@ -567,3 +567,47 @@ def test_ipv6_and_ipv4_listeners(tmp_path: Path) -> None:
     assert f"no queue runs, listening for SMTP on [::1]:{port6} [127.0.0.1]:{port4}" in mainlog
     assert " <= a@v6.example H=(v6.example) [::1] P=esmtp S=" in mainlog
     assert " <= a@v4.example H=(v4.example) [127.0.0.1] P=esmtp S=" in mainlog
+
+
+def test_daemon_queue_runner_and_immediate_delivery(tmp_path: Path) -> None:
+    """-bdf -q1s: a message queued with -odq is delivered by the daemon's queue runner; one received
+    over SMTP is delivered at once (no queue_only here)."""
+    tmp_path.chmod(0o755)
+    conf = tmp_path / "exim.conf"
+    conf.write_text(
+        f"primary_hostname = mail.example.org\nqualify_domain = example.org\nspool_directory = {tmp_path}/spool\n"
+        f"log_file_path = {tmp_path}/log/%slog\nacl_smtp_rcpt = accept\n"
+        "begin routers\nhole:\n  driver = redirect\n  data = :blackhole:\n"
+    )
+    pyxim = [sys.executable, "-m", "pyxim", "-C", str(conf)]
+    subprocess.run(pyxim + ["-odq", "-f", "a@x.example", "queued@example.org"], input=b"Subject: q\n\nx\n",
+                   check=True, timeout=60)
+    port = free_port()
+    proc = subprocess.Popen(pyxim + ["-bdf", "-q1s", "-oX", f"127.0.0.1.{port}"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        deadline = time.time() + 20
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                if proc.poll() is not None or time.time() > deadline:
+                    raise RuntimeError(proc.stderr.read().decode()) from None
+                time.sleep(0.1)
+        with smtplib.SMTP("127.0.0.1", port, timeout=20) as smtp:
+            assert smtp.sendmail("b@x.example", ["direct@example.org"], b"Subject: now\r\n\r\nx\r\n") == {}
+        log = tmp_path / "log" / "mainlog"
+        while time.time() < deadline:
+            text = log.read_text() if log.exists() else ""
+            if "<queued@example.org>" in text and "<direct@example.org>" in text:
+                break
+            time.sleep(0.2)
+    finally:
+        stop_daemon(proc)
+    text = log.read_text()
+    assert "daemon started: pid=" in text and ", -q1s, listening for SMTP on [127.0.0.1]:" in text
+    assert "Start queue run: pid=" in text
+    assert "=> :blackhole: <queued@example.org> R=hole" in text
+    assert "=> :blackhole: <direct@example.org> R=hole" in text
+    assert os.listdir(tmp_path / "spool" / "input") == []
