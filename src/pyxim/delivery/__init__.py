@@ -43,6 +43,7 @@ class TransportCall:
     router: str = ""  # the router's name (for log lines)
     headers_add: list[str] = field(default_factory=list)  # the router's headers_add / headers_remove
     headers_remove: list[str] = field(default_factory=list)
+    spool_files: tuple[str, str] = ("", "")  # the message's -H and -D files (the queuefile transport copies them)
 
 
 @dataclass(slots=True)

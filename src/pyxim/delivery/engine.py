@@ -285,7 +285,8 @@ def _attempt(
             if r.outcome == "routed" and r.transport and primary.get(ident) != (n, m):
                 finished = False  # a duplicate: its fate is the primary's (settled below)
                 continue
-            result = _one(config, message, body, r, original, base, clock, reached_by.get(ident))
+            result = _one(config, message, body, r, original, base, clock, reached_by.get(ident),
+                          tuple(str(p) for p in spool.paths(message.message_id)))  # type: ignore[arg-type]
             results[ident] = result
             parent = f" <{original}>" if r.address != original or r.outcome == "discarded" else ""
             errno = getattr(result, "errno", 0) or -1  # Exim's "(n)" in a defer line
@@ -375,6 +376,7 @@ def _log_address(config: Config, r: RoutedAddress) -> str:
 def _one(
     config: Config, message: SpoolMessage, body: bytes, r: RoutedAddress, original: str, base: ExpansionContext,
     clock: Callable[[], float] | None, envelope_to: list[str] | None = None,
+    spool_files: tuple[str, str] = ("", ""),
 ) -> DeliveryResult:
     if r.outcome == "failed":
         return DeliveryResult("fail", r.message)
@@ -415,7 +417,7 @@ def _one(
         # Exim never runs a local delivery as a never_users user (root always, as Debian builds it)
         return DeliveryResult("defer", f"User {uid} set for {inst.name} transport is on the never_users list")
     call = TransportCall(config, inst, message, body, r.address, original, ctx, uid, gid, envelope_to,
-                         list(r.hosts), r.router, list(r.headers_add), list(r.headers_remove))
+                         list(r.hosts), r.router, list(r.headers_add), list(r.headers_remove), spool_files)
     try:
         return func(call)
     except Exception as exc:  # noqa: BLE001 — a transport bug defers the address, never loses it
