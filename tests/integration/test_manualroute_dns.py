@@ -64,3 +64,32 @@ def test_names_and_mx(tmp_path: Path, dns_server) -> None:  # type: ignore[no-un
 def test_host_find_failed(tmp_path: Path, dns_server, policy: str, expected: str, status: int) -> None:  # type: ignore[no-untyped-def]
     out, rc = bt(tmp_path, dns_server.option, f"u@{policy}.example", policy)
     assert expected in out and rc == status
+
+
+DNSLOOKUP_CONF = """\
+primary_hostname = t.example
+dns_nameservers = {dns}
+begin routers
+mx:
+  driver = dnslookup
+  mx_domains = mxonly.example.test : onlya-strict.example.test
+  transport = remote
+begin transports
+remote:
+  driver = smtp
+"""
+
+
+@pytest.mark.parametrize(("domain", "expected", "status"), [
+    ("example.test", "  host mx1.example.test [192.0.2.10]   MX=10", 0),
+    ("onlya.example.test", "  host onlya.example.test [192.0.2.77]", 0),
+    ("nullmx.example.test", "is undeliverable: an MX or SRV record indicated no SMTP service", 2),
+    ("deadmx.example.test", "is undeliverable: all relevant MX records point to non-existent hosts", 2),
+    ("nosuch.example.test", "is undeliverable: Unrouteable address", 2),
+])
+def test_dnslookup(tmp_path: Path, dns_server, domain: str, expected: str, status: int) -> None:  # type: ignore[no-untyped-def]
+    conf = tmp_path / "c.conf"
+    conf.write_text(DNSLOOKUP_CONF.replace("{dns}", dns_server.option))
+    proc = subprocess.run([sys.executable, "-m", "pyxim", "-C", str(conf), "-bt", f"u@{domain}"],
+                          capture_output=True, text=True, timeout=60)
+    assert expected in proc.stdout and proc.returncode == status, proc.stdout + proc.stderr

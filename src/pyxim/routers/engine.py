@@ -362,16 +362,53 @@ def _self_check(inst: DriverInstance, ctx: ExpansionContext, hosts: list[Host], 
 def _dnslookup(inst: DriverInstance, ctx: ExpansionContext) -> list[Host] | None:
     domain = ctx.variables.get("domain", "")
     resolver = ctx.get_resolver()
-    mx = resolver.mx_hosts(domain)
+    alias = resolver.query(domain, "CNAME")
+    if alias.records:
+        # the domain is an alias: Exim routes the address under the name it points to
+        ctx.variables[_CANONICAL_DOMAIN] = str(alias.records[0].target).rstrip(".")
+    mx = _shuffle_equal_preferences(resolver.mx_hosts(domain))
     hosts: list[Host] = []
+    if len(mx) == 1 and mx[0][1].strip(".") == "":
+        # RFC 7505 null MX: the domain accepts no mail
+        raise _RouterFail("an MX or SRV record indicated no SMTP service")
     if mx:
         for pref, name in mx:
-            for address in resolver.addresses_for_name(name):
+            for address in _v6_first(resolver.addresses_for_name(name)):
                 hosts.append(Host(name, address, pref))
+        if not hosts:
+            raise _RouterFail("all relevant MX records point to non-existent hosts")
     else:
-        for address in resolver.addresses_for_name(domain):
-            hosts.append(Host(domain, address))
+        mx_domains = _expand_option(inst, "mx_domains", ctx)
+        if mx_domains is not None and match_domain_list(ctx, domain, mx_domains):
+            return None  # MX records required for this domain: no fallback to its address
+        # the host is named by its canonical name (the end of any CNAME chain)
+        found = resolver.query(domain, "A")
+        if not found.records:
+            found = resolver.query(domain, "AAAA")
+        canonical = (found.cname_target or domain).rstrip(".")
+        for address in _v6_first(resolver.addresses_for_name(domain)):
+            hosts.append(Host(canonical, address))
     return hosts or None
+
+
+_CANONICAL_DOMAIN = "pyxim:canonical_domain"
+
+
+def _v6_first(addresses: list[str]) -> list[str]:
+    # Exim asks for AAAA before A, so a host's IPv6 addresses come first
+    return [a for a in addresses if ":" in a] + [a for a in addresses if ":" not in a]
+
+
+def _shuffle_equal_preferences(mx: list[tuple[int, str]]) -> list[tuple[int, str]]:
+    """RFC 5321: hosts of equal preference are tried in random order (as Exim does)."""
+    import random
+
+    out: list[tuple[int, str]] = []
+    for pref in sorted({p for p, _ in mx}):
+        same = [entry for entry in mx if entry[0] == pref]
+        random.shuffle(same)
+        out.extend(same)
+    return out
 
 
 def _redirect_items(data: str, depth: int = 0) -> list[str]:
@@ -498,6 +535,11 @@ def _route_one(config: Config, address: str, parents: list[str], generation: int
                     hosts = _self_check(inst, context, hosts, domain)
                 if not hosts:
                     continue
+                canonical = context.variables.pop(_CANONICAL_DOMAIN, None)
+                if canonical and canonical.lower() != domain.lower():
+                    # routed under the canonical name: the address becomes a child of the alias
+                    result.parents = [address, *parents]
+                    result.address = f"{local_part}@{canonical}"
                 result.router = inst.name
                 result.transport = route_transport or _transport_name(config, inst, context)
                 result.hosts = hosts
