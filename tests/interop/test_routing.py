@@ -316,3 +316,45 @@ def test_manualroute_matches_exim(address: str) -> None:
         assert pyxim == exim
     finally:
         shutil.rmtree(root, ignore_errors=True)
+
+
+STRICT_REDIRECT = """\
+primary_hostname = t.example
+begin routers
+r:
+  driver = redirect
+  data = ${if eq{$local_part}{f}{:fail: nope}{${if eq{$local_part}{d}{:defer: later}\\
+         {${if eq{$local_part}{s}{bad address here, good@x.example}{:unknown:}}}}}}
+lenient:
+  driver = redirect
+  local_parts = k
+  skip_syntax_errors
+  data = bad address here, good@x.example
+next:
+  driver = accept
+  transport = t
+begin transports
+t:
+  driver = appendfile
+  file = /dev/null
+"""
+
+
+@pytest.mark.parametrize("local_part", ["f", "d", "s", "u"])
+def test_redirect_permissions_and_syntax_errors_match_exim(local_part: str) -> None:
+    """:fail:/:defer: need allow_fail/allow_defer; a bad item defers with Exim's parse error."""
+    root = Path(tempfile.mkdtemp(prefix="pyxim-strict-"))
+    try:
+        root.chmod(0o755)
+        conf = root / "c.conf"
+        conf.write_text(STRICT_REDIRECT)
+        conf.chmod(0o644)
+        address = f"{local_part}@t.example"
+        pyxim, exim = run(PYXIM, conf, "-bt", address), run([oracle.EXIM], conf, "-bt", address)
+        exim = ("\n".join(line for line in exim[0].split("\n") if not line.startswith(("LOG:", "  "))
+                          or line.startswith(("  router", "    <--"))), exim[1])
+        pyxim = ("\n".join(line for line in pyxim[0].split("\n") if not line.startswith("  ")
+                           or line.startswith(("  router", "    <--"))), pyxim[1])
+        assert pyxim == exim
+    finally:
+        shutil.rmtree(root, ignore_errors=True)

@@ -12,6 +12,7 @@ Used by `-bt`, `-bv` and `verify = recipient/sender`. Delivery is not here.
 from __future__ import annotations
 
 import ipaddress
+import re
 from dataclasses import dataclass, field
 
 from pyxim.config.model import Config, DriverInstance
@@ -411,6 +412,23 @@ def _shuffle_equal_preferences(mx: list[tuple[int, str]]) -> list[tuple[int, str
     return out
 
 
+def _parse_redirect_address(item: str) -> tuple[str | None, str | None]:
+    """(the address an item names — route-addr, quoted local part … —, None) or (None, Exim's error)."""
+    from pyxim.address import parse_address
+    from pyxim.expand.taint import carry
+
+    parsed = parse_address(item)
+    if not parsed:
+        return None, str(getattr(parsed, "message", "malformed address"))
+    address = parsed.address  # type: ignore[union-attr]
+    local, at, domain = address.rpartition("@") if "@" in address else (address, "", "")
+    if local.startswith('"') and local.endswith('"') and len(local) > 1:
+        # routing sees the local part without its quotes (Exim's deliver_split_address)
+        local = re.sub(r"\\(.)", r"\1", local[1:-1])
+        address = f"{local}{at}{domain}"
+    return carry(address, item), None
+
+
 def _redirect_items(data: str, depth: int = 0) -> list[str]:
     """The items of redirection data: commas or newlines separate them; '#' starts a comment
     line; ":include:path" reads more items from a file (its contents are not tainted)."""
@@ -491,6 +509,8 @@ def _route_one(config: Config, address: str, parents: list[str], generation: int
                 stripped = data.strip()
                 for keyword, outcome in ((":fail:", "failed"), (":defer:", "deferred")):
                     if stripped.startswith(keyword):
+                        if not inst.options.get("allow_fail" if outcome == "failed" else "allow_defer"):
+                            raise _RouterDefer(f'error in redirect data: "{stripped}" is not permitted')
                         result.outcome = outcome
                         result.message = stripped[len(keyword):].strip() or (
                             "Unrouteable address" if outcome == "failed" else "deferred by redirect"
@@ -509,8 +529,12 @@ def _route_one(config: Config, address: str, parents: list[str], generation: int
                 for item in items:
                     if item.startswith(("|", "/")):
                         continue
-                    if item.startswith('"') and item.endswith('"') and len(item) > 1:
-                        item = item[1:-1]
+                    parsed, error = _parse_redirect_address(item)
+                    if parsed is None:
+                        if inst.options.get("skip_syntax_errors"):
+                            continue  # Exim logs and skips it
+                        raise _RouterDefer(f'error in redirect data: {error} in "{item}"')
+                    item = parsed
                     child = item if "@" in item else f"{item}@{_qualify(config, context)}"
                     pending.append((child, [address, *parents], generation + 1))
                 for item in reversed([i for i in items if i.startswith(("|", "/"))]):
