@@ -151,3 +151,66 @@ def test_pipe_and_file_from_aliases_match_exim() -> None:
             in exim[0]), exim[0]
     assert exim[1] and exim[2]
     assert pipe_and_file([sys.executable, "-m", "pyxim"]) == exim
+
+
+AUTOREPLY_CONFIG = """\
+primary_hostname = t.example
+qualify_domain = t.example
+spool_directory = ROOT/spool
+log_file_path = ROOT/%slog
+domainlist local_domains = t.example
+begin routers
+vacation:
+  driver = accept
+  local_parts = away
+  transport = reply
+  unseen
+local:
+  driver = accept
+  domains = +local_domains
+  local_parts = sender : away : boss
+  transport = mbox
+begin transports
+reply:
+  driver = autoreply
+  to = $sender_address
+  cc = boss@t.example
+  from = away@t.example
+  subject = Away: $h_subject:
+  headers = X-Auto: yes
+  text = I am away until ${substr_0_4:2027}.\\nRegards
+  return_message
+  user = Debian-exim
+mbox:
+  driver = appendfile
+  file = ROOT/mail/$local_part_data
+  user = Debian-exim
+"""
+
+
+def autoreply(command: list[str]) -> tuple[list[str], bytes]:
+    root = Path(tempfile.mkdtemp(prefix="pyxim-autoreply-"))
+    try:
+        root.chmod(0o777)
+        (root / "mail").mkdir(mode=0o777)
+        (root / "mail").chmod(0o777)
+        conf = root / "c.conf"
+        conf.write_text(AUTOREPLY_CONFIG.replace("ROOT", str(root)))
+        conf.chmod(0o644)
+        subprocess.run(command + ["-C", str(conf), "-odi", "-f", "sender@t.example", "away@t.example"],
+                       input=b"Subject: hello there\nFrom: sender@t.example\n\nbody\n", capture_output=True,
+                       timeout=60)
+        reply = (root / "mail" / "sender").read_bytes()
+        log = (root / "mainlog").read_text()
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+    lines = sorted(re.sub(r" U=\S+| S=\d+", "", re.sub(r"[0-9A-Za-z]{6}-[0-9A-Za-z]{6}-[0-9A-Za-z]{2}", "ID",
+                                                        line[20:]))
+                   for line in log.splitlines() if re.search(r" (=>|\*\*|==|<=|Completed)", line))
+    return lines, re.sub(rb"Received: from \S+ by", b"Received: from USER by", mask(reply))
+
+
+def test_autoreply_matches_exim() -> None:
+    exim = autoreply([oracle.EXIM])
+    assert "ID => away <away@t.example> R=vacation T=reply" in exim[0] and b"Subject: Away: hello there" in exim[1]
+    assert autoreply([sys.executable, "-m", "pyxim"]) == exim

@@ -59,6 +59,8 @@ class DeliveryResult:
     detail: str = ""
     # what the transport wants logged besides the delivery line (log_output …)
     log: list[str] = field(default_factory=list)
+    # messages the transport put on the spool (autoreply): delivered next, like bounces
+    new_messages: list[str] = field(default_factory=list)
 
 
 TransportFunc = Callable[[TransportCall], DeliveryResult]

@@ -28,6 +28,7 @@ from pyxim.expand import ExpansionContext, expand_string
 from pyxim.expand.taint import Tainted
 from pyxim.routers.engine import RoutedAddress, route_address
 from pyxim.spool.format import SpoolFormatError, SpoolMessage
+from pyxim.spool.ids import is_message_id
 from pyxim.spool.store import Spool
 
 LogFunc = Callable[[str], None]
@@ -291,7 +292,8 @@ def _attempt(
             parent = f" <{original}>" if r.address != original or r.outcome == "discarded" else ""
             errno = getattr(result, "errno", 0) or -1  # Exim's "(n)" in a defer line
             for line in result.log:  # a transport's own lines (pipe output …) come first, as in Exim
-                log(f"{mid} {line}")
+                # a line about a message the transport made (autoreply) carries that message's id
+                log(line if is_message_id(line.split(" ", 1)[0]) else f"{mid} {line}")
             timed_out = False
             if result.status == "defer":
                 if retry.failed(key, original, now, result.message).expired:
@@ -304,6 +306,7 @@ def _attempt(
                     timed_out = True
             elif result.status == "ok":
                 retry.succeeded(key)
+            outcome.bounces.extend(result.new_messages)
             if result.status == "ok":
                 outcome.delivered.append(r.address)
                 if r.outcome == "routed" and _is_local(config, r):

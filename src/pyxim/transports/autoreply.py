@@ -2,8 +2,16 @@
 
 from __future__ import annotations
 
+import os
+import time
+from email.utils import formatdate
+from pathlib import Path
+
 from pyxim.config.drivers import register
 from pyxim.config.options import OptionDef, opt
+from pyxim.delivery import DeliveryResult, TransportCall, transport
+from pyxim.errors import ExpansionError, ForcedFail
+from pyxim.expand import expand_string
 
 OPTIONS: list[OptionDef] = [
     opt("bcc"),
@@ -27,3 +35,110 @@ OPTIONS: list[OptionDef] = [
 ]
 
 register("transport", "autoreply", OPTIONS)
+
+
+def _expand(call: TransportCall, name: str) -> str | None:
+    value = call.transport.options.get(name)
+    if value is None:
+        return None
+    return expand_string(str(value), call.ctx)
+
+
+@transport("autoreply")
+def autoreply_deliver(call: TransportCall) -> DeliveryResult:
+    """Generate a new message (a vacation reply …) from the transport's options, as Exim's autoreply.
+
+    The new message has the null sender, goes on the spool and is delivered like a bounce; the
+    address itself counts as delivered."""
+    from pyxim.delivery.bounce import _hostname, _local_user
+    from pyxim.lists import iterate_list, match_address_list
+    from pyxim.spool.format import Recipient, SpoolHeader, SpoolMessage
+    from pyxim.spool.ids import MessageIdGenerator
+    from pyxim.spool.store import Spool
+
+    name = call.transport.name
+    try:
+        fields = {k: _expand(call, k) for k in ("to", "cc", "bcc", "from", "reply_to", "subject", "headers",
+                                                "text", "file", "never_mail")}
+    except ForcedFail:
+        return DeliveryResult("ok")  # a forced failure in an option: no reply, as Exim
+    except ExpansionError as exc:
+        return DeliveryResult("defer", f"Expansion of autoreply option in {name} transport failed: {exc.message}")
+    recipients: list[str] = []
+    for key in ("to", "cc", "bcc"):
+        for item in iterate_list((fields[key] or "").replace(",", ":")):
+            if item.strip():
+                recipients.append(item.strip().strip("<>"))
+    never = fields["never_mail"]
+    if never:
+        recipients = [r for r in recipients if not match_address_list(call.ctx, r, never)]
+    if not recipients:
+        return DeliveryResult("ok")  # nobody to reply to: nothing is sent
+    config = call.config
+    host = _hostname(config)
+    now = time.time()
+    new_id = MessageIdGenerator().new_id()
+    date = formatdate(now, localtime=True)
+    own_id = next((h.text.split(":", 1)[1].strip() for h in call.message.headers if h.type == "I"), "")
+    user = _local_user(config)
+    headers: list[tuple[str, str]] = [
+        (f"Received: from {user} by {host} with local (Exim {_version()})\n\tid {new_id};\n\t{date}\n", "P")]
+    sender = fields["from"] or f"{call.ctx.variables.get('local_part', '')}@{call.ctx.variables.get('domain', '')}"
+    headers.append((f"From: {sender}\n", "F"))
+    if fields["reply_to"]:
+        headers.append((f"Reply-To: {fields['reply_to']}\n", "R"))
+    if fields["to"]:
+        headers.append((f"To: {fields['to']}\n", "T"))
+    if fields["cc"]:
+        headers.append((f"Cc: {fields['cc']}\n", "C"))
+    if fields["subject"]:
+        headers.append((f"Subject: {fields['subject']}\n", " "))
+    if own_id:
+        headers.append((f"In-Reply-To: {own_id}\n", " "))
+        headers.append((f"References: {own_id}\n", " "))
+    headers.append(("Auto-Submitted: auto-replied\n", " "))
+    for line in (fields["headers"] or "").split("\n"):
+        if line.strip():
+            headers.append((line + "\n", " "))
+    headers.append((f"Message-Id: <E{new_id}@{host}>\n", "I"))
+    headers.append((f"Date: {date}\n", " "))
+    body = ""
+    if fields["text"]:
+        body += fields["text"] + ("" if fields["text"].endswith("\n") else "\n")
+    if fields["file"]:
+        try:
+            content = Path(fields["file"]).read_text("utf-8", "surrogateescape")
+            if call.transport.options.get("file_expand"):
+                content = expand_string(content, call.ctx)
+            body += content
+        except OSError as exc:
+            if not call.transport.options.get("file_optional"):
+                return DeliveryResult("defer", f"Failed to open file {fields['file']} when sending message from "
+                                               f"{name} transport: {exc.strerror}")
+    data = body.encode("utf-8", "surrogateescape")
+    if call.transport.options.get("return_message"):
+        data += b"\n------ This is a copy of the message, including all the headers.\n\n"
+        for h in call.message.headers:
+            if h.type != "*":
+                data += h.text.encode("utf-8", "surrogateescape")
+        data += b"\n"
+        limit = int(config.main.get("bounce_return_size_limit") or 102400)
+        data += call.body if len(call.body) <= limit else call.body[:limit]
+    message = SpoolMessage(
+        new_id, "", [Recipient(r) for r in recipients], [SpoolHeader(t, k) for t, k in headers], now,
+        caller=user, uid=os.getuid(), gid=os.getgid(),
+        options={"received_protocol": "local", "body_linecount": str(data.count(b"\n")), "localerror": None},
+    )
+    spool = Spool(Path(str(config.main["spool_directory"])), bool(config.main.get("split_spool_directory")))
+    spool.write(message, data)
+    size = len(data) + sum(len(t) for t, _ in headers)
+    result = DeliveryResult("ok")
+    result.log.append(f"{new_id} <= <> R={call.message.message_id} U={user} P=local S={size}")
+    result.new_messages.append(new_id)
+    return result
+
+
+def _version() -> str:
+    from pyxim import EXIM_COMPAT_VERSION
+
+    return EXIM_COMPAT_VERSION
