@@ -47,7 +47,7 @@ _WITH_VALUE = {"-C", "-bem", "-f", "-F", "-oX", "-oMa", "-oMs", "-oMr", "-oMt", 
                "-Rf", "-Rff", "-Sf", "-Sff"}
 
 
-_MESSAGE_COMMANDS = ("-Mf", "-Mt", "-Mrm", "-Mg", "-Mar", "-Mmd", "-Mvh", "-Mvb")
+_MESSAGE_COMMANDS = ("-Mf", "-Mt", "-Mrm", "-Mg", "-Mar", "-Mmd", "-Mvh", "-Mvb", "-Mvl")
 
 # -q, -qq, -qf, -qff, -qi … optionally followed by a time (with -bd: the interval between runs)
 _QUEUE_RUN = re.compile(r"-q(q?f{0,2}i?)(\d+[smhdw]?(?:\d+[smhdw])*)?")

@@ -1,4 +1,4 @@
-"""Exim's message commands (-Mf -Mt -Mar -Mmd -Mvh -Mvb -Mrm -Mg): what pyxim prints and logs is what exim4 does."""
+"""Exim's message commands (-Mf -Mt -Mar -Mmd -Mvh -Mvb -Mvl -Mrm -Mg): what pyxim prints and logs is what exim4 does."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ pytestmark = pytest.mark.skipif(oracle.EXIM is None, reason="exim4 not installed
 
 SEQUENCE = [
     ("-Mf",), ("-Mf",), ("-Mt",), ("-Mt",), ("-Mar", "c@t.example"), ("-Mmd", "b@t.example"),
-    ("-Mmd", "nobody@t.example"), ("-Mvh",), ("-Mvb",), ("-Mrm",), ("-Mrm",), ("-Mf",),
+    ("-Mmd", "nobody@t.example"), ("-Mvh",), ("-Mvb",), ("-Mvl",), ("-Mrm",), ("-Mrm",), ("-Mf",), ("-Mvl",),
 ]
 
 

@@ -29,6 +29,7 @@ def normalise(text: str) -> str:
     text = re.sub(r"\w{3}, \d\d \w{3} \d{4} [\d:]+ [+-]\d{4}", "DATE", text)
     text = re.sub(r"^\d{10} 0$", "TIME 0", text, flags=re.M)
     text = re.sub(r"^-frozen \d{10}$", "-frozen TIME", text, flags=re.M)
+    text = re.sub(r"^\d{4}-\d\d-\d\d [\d:]+ ", "STAMP ", text, flags=re.M)
     return "\n".join(
         line for line in text.split("\n")
         if not line.startswith(("-received_time_usec", "-received_time_complete", "-tls_resumption"))

@@ -48,6 +48,13 @@ def message_command(
             return dpath.read_text("utf-8", "surrogateescape"), 0
         except OSError:
             return f"Failed to open {message_id}-D: No such file or directory\n", 1
+    if command == "-Mvl":
+        for path in (spool.directory / "msglog" / message_id, spool.directory / "msglog" / message_id[5] / message_id):
+            try:
+                return path.read_text("utf-8", "surrogateescape"), 0
+            except OSError:
+                continue
+        return f"Failed to open msglog file for {message_id}: No such file or directory\n", 1
     if command == "-Mrm":
         return _remove(spool, message_id, log)
     if not dpath.exists():
