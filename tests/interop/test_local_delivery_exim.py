@@ -214,3 +214,53 @@ def test_autoreply_matches_exim() -> None:
     exim = autoreply([oracle.EXIM])
     assert "ID => away <away@t.example> R=vacation T=reply" in exim[0] and b"Subject: Away: hello there" in exim[1]
     assert autoreply([sys.executable, "-m", "pyxim"]) == exim
+
+
+SHADOW_CONFIG = """\
+primary_hostname = t.example
+qualify_domain = t.example
+spool_directory = ROOT/spool
+log_file_path = ROOT/%slog
+begin routers
+local:
+  driver = accept
+  local_parts = bob : carol
+  transport = mbox
+begin transports
+mbox:
+  driver = appendfile
+  file = ROOT/mail/$local_part_data
+  user = Debian-exim
+  shadow_transport = copy
+  shadow_condition = ${if eq{$local_part}{bob}}
+copy:
+  driver = appendfile
+  file = ROOT/mail/shadow
+  user = Debian-exim
+"""
+
+
+def shadowed(command: list[str]) -> tuple[list[str], bytes]:
+    root = Path(tempfile.mkdtemp(prefix="pyxim-shadow-"))
+    try:
+        root.chmod(0o777)
+        (root / "mail").mkdir(mode=0o777)
+        (root / "mail").chmod(0o777)
+        conf = root / "c.conf"
+        conf.write_text(SHADOW_CONFIG.replace("ROOT", str(root)))
+        conf.chmod(0o644)
+        subprocess.run(command + ["-C", str(conf), "-odi", "-f", "s@x.example", "bob@t.example", "carol@t.example"],
+                       input=b"Subject: s\n\nbody\n", capture_output=True, timeout=60)
+        shadow = (root / "mail" / "shadow").read_bytes()
+        log = (root / "mainlog").read_text()
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+    lines = sorted(re.sub(r"[0-9A-Za-z]{6}-[0-9A-Za-z]{6}-[0-9A-Za-z]{2}", "ID", line[20:])
+                   for line in log.splitlines() if re.search(r" (=>|\*\*|==|Completed)", line))
+    return lines, mask(shadow)
+
+
+def test_shadow_transport_matches_exim() -> None:
+    exim = shadowed([oracle.EXIM])
+    assert "ID => bob <bob@t.example> R=local T=mbox ST=copy" in exim[0]
+    assert shadowed([sys.executable, "-m", "pyxim"]) == exim

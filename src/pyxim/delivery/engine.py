@@ -21,7 +21,7 @@ import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
-from pyxim.config.model import Config
+from pyxim.config.model import Config, DriverInstance
 from pyxim.delivery import TRANSPORTS, DeliveryResult, TransportCall
 from pyxim.errors import ExpansionError
 from pyxim.expand import ExpansionContext, expand_string
@@ -422,6 +422,35 @@ def _one(
     call = TransportCall(config, inst, message, body, r.address, original, ctx, uid, gid, envelope_to,
                          list(r.hosts), r.router, list(r.headers_add), list(r.headers_remove), spool_files)
     try:
-        return func(call)
+        result = func(call)
     except Exception as exc:  # noqa: BLE001 — a transport bug defers the address, never loses it
         return DeliveryResult("defer", f"{inst.name} transport failed: {type(exc).__name__}: {exc}")
+    if result.status == "ok" and inst.options.get("shadow_transport"):
+        result.detail += _shadow(config, inst, call)
+    return result
+
+
+def _shadow(config: Config, inst: DriverInstance, call: TransportCall) -> str:
+    """shadow_transport: after a successful local delivery, a copy through another transport when
+    shadow_condition allows; its failure changes nothing. Returns " ST=name" when it delivered."""
+    name = str(inst.options["shadow_transport"])
+    shadow = next((t for t in config.transports if t.name == name), None)
+    func = TRANSPORTS.get(shadow.driver) if shadow is not None else None
+    if shadow is None or func is None:
+        return ""
+    condition = inst.options.get("shadow_condition")
+    if condition:
+        from pyxim.expand.conditions import cond_bool_lax
+
+        try:
+            if not cond_bool_lax(None, [expand_string(str(condition), call.ctx)]):  # type: ignore[arg-type]
+                return ""
+        except ExpansionError:
+            return ""
+    from dataclasses import replace
+
+    try:
+        result = func(replace(call, transport=shadow))
+    except Exception:  # noqa: BLE001 — a shadow delivery's failure is not the address's
+        return ""
+    return f" ST={name}" if result.status == "ok" else ""
