@@ -264,3 +264,26 @@ def test_shadow_transport_matches_exim() -> None:
     exim = shadowed([oracle.EXIM])
     assert "ID => bob <bob@t.example> R=local T=mbox ST=copy" in exim[0]
     assert shadowed([sys.executable, "-m", "pyxim"]) == exim
+
+
+def test_transport_filter_matches_exim() -> None:
+    """transport_filter: the written message is what the filter command made of it."""
+    def filtered(command: list[str]) -> bytes:
+        root = Path(tempfile.mkdtemp(prefix="pyxim-filter-"))
+        try:
+            root.chmod(0o777)
+            (root / "mail").mkdir(mode=0o777)
+            (root / "mail").chmod(0o777)
+            conf = root / "c.conf"
+            conf.write_text(SHADOW_CONFIG.replace("ROOT", str(root)).replace(
+                "  shadow_transport = copy\n", "  transport_filter = /usr/bin/tr a-z A-Z\n"))
+            conf.chmod(0o644)
+            subprocess.run(command + ["-C", str(conf), "-odi", "-f", "s@x.example", "bob@t.example"],
+                           input=b"Subject: s\n\nbody text\nFrom here\n", capture_output=True, timeout=60)
+            return mask((root / "mail" / "bob").read_bytes())
+        finally:
+            shutil.rmtree(root, ignore_errors=True)
+
+    exim = filtered([oracle.EXIM])
+    assert b"BODY TEXT" in exim
+    assert filtered([sys.executable, "-m", "pyxim"]) == exim

@@ -421,8 +421,12 @@ def _one(
         return DeliveryResult("defer", f"User {uid} set for {inst.name} transport is on the never_users list")
     call = TransportCall(config, inst, message, body, r.address, original, ctx, uid, gid, envelope_to,
                          list(r.hosts), r.router, list(r.headers_add), list(r.headers_remove), spool_files)
+    from pyxim.delivery.write import TransportWriteError
+
     try:
         result = func(call)
+    except TransportWriteError as exc:
+        return DeliveryResult("defer", exc.reason)
     except Exception as exc:  # noqa: BLE001 — a transport bug defers the address, never loses it
         return DeliveryResult("defer", f"{inst.name} transport failed: {type(exc).__name__}: {exc}")
     if result.status == "ok" and inst.options.get("shadow_transport"):

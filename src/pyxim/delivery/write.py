@@ -67,6 +67,8 @@ class WriteSpec:
     escape_headers: bool = False
     use_crlf: bool = False
     extra: dict[str, object] = field(default_factory=dict)  # for later transports (smtp/lmtp)
+    filter_argv: Sequence[str] = ()  # transport_filter: the message passes through this command first
+    filter_timeout: float = 300.0
 
 
 def header_removed(text: str, names: Iterable[str]) -> bool:
@@ -132,6 +134,12 @@ def write_message(headers: Iterable[SpoolHeader], body: bytes, spec: WriteSpec) 
     escape = to_bytes(spec.escape_string) if spec.escape_string is not None else b""
     use_escape = bool(check) and spec.escape_string is not None
     head_b = bytes(head)
+    if spec.filter_argv:
+        # transport_filter: the message as it would be written goes through the command; what comes
+        # out is written instead (then escaped, as Exim escapes the filter's output)
+        filtered = _run_filter(spec, head_b + (b"" if spec.headers_only else bytes(body)))
+        split = filtered.find(b"\n\n")
+        head_b, body = (filtered[: split + 2], filtered[split + 2 :]) if split >= 0 else (b"", filtered)
     if use_escape and spec.escape_headers:
         head_b = _escape_lines(head_b, check, escape, at_start=True)
     body_b = b"" if spec.headers_only else bytes(body)
@@ -144,6 +152,23 @@ def write_message(headers: Iterable[SpoolHeader], body: bytes, spec: WriteSpec) 
 
 
 # -- building the spec from a transport's options ------------------------------
+
+
+def _run_filter(spec: WriteSpec, data: bytes) -> bytes:
+    import subprocess
+
+    try:
+        proc = subprocess.run(list(spec.filter_argv), input=data, capture_output=True,
+                              timeout=spec.filter_timeout, check=False)
+    except subprocess.TimeoutExpired:
+        raise TransportWriteError("filter", " ".join(spec.filter_argv), "transport filter timed out") from None
+    except OSError as exc:
+        raise TransportWriteError("filter", " ".join(spec.filter_argv),
+                                  f"transport filter process failed: {exc.strerror}") from None
+    if proc.returncode != 0:
+        raise TransportWriteError("filter", " ".join(spec.filter_argv),
+                                  f"transport filter process failed ({proc.returncode})")
+    return proc.stdout
 
 
 class TransportWriteError(Exception):
@@ -253,7 +278,19 @@ def spec_for(
         escape_string=escape_string if escape_string is not None else opts.get("escape_string"),
         escape_headers=escape_headers,
         use_crlf=bool(opts.get("use_crlf")) if use_crlf is None else use_crlf,
+        filter_argv=_filter_argv(call),
+        filter_timeout=float(opts.get("transport_filter_timeout") or 300),
     )
+
+
+def _filter_argv(call: TransportCall) -> list[str]:
+    """transport_filter split into arguments before each is expanded (as pipe commands are)."""
+    command = call.transport.options.get("transport_filter")
+    if not command:
+        return []
+    from pyxim.transports.pipe import command_argv
+
+    return list(command_argv(call, str(command), True))
 
 
 def expand_affix(call: TransportCall, name: str) -> bytes:
