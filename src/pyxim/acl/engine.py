@@ -145,6 +145,7 @@ _NOT_EXPANDED_AT_TOP = frozenset(
 def _load_condition_modules() -> None:
     """Conditions that live in modules of their own register when imported."""
     from pyxim.acl import dnslists, mime, ratelimit  # noqa: F401
+    from pyxim.policy import spf  # noqa: F401
 
 
 def acl_runner(config: Config, ctx: ExpansionContext, state: AclState | None = None):  # type: ignore[no-untyped-def]
@@ -296,6 +297,10 @@ def _run_statement(run: AclRun, st) -> AclResult | None:  # type: ignore[no-unty
             text = exc.message if isinstance(exc, ExpansionError) else str(exc)
             _trace_outcome(run, st.verb, "error")
             return AclResult("defer", defer_reason=text)
+        except Exception as exc:  # noqa: BLE001 — a module's bug defers this statement, never the session
+            _trace_outcome(run, st.verb, "error")
+            return AclResult("defer", defer_reason=f'internal error in ACL condition "{name}": '
+                                                   f"{type(exc).__name__}: {exc}")
         if not all_true:
             break
     verb = st.verb
