@@ -336,7 +336,9 @@ def _attempt(
                     finished = False  # a bounce that cannot be delivered is frozen, not dropped
                 router = f" R={r.router}" if r.router and not timed_out else ""
                 transport = f" T={r.transport}" if r.transport and r.outcome == "routed" and not timed_out else ""
-                log(f"{mid} ** {r.address}{parent}{router}{transport}: {result.message}")
+                text = getattr(result, "log_text", None)  # the smtp transport's " H=host [ip]: …" form
+                log(f"{mid} ** {r.address}{parent}{router}{transport}"
+                    + (f": {result.message}" if text is None else text))
             else:
                 finished = False
                 deferred_parts.add(n)
@@ -344,7 +346,8 @@ def _attempt(
                 router = f" R={r.router}" if r.router else ""
                 transport = f" T={r.transport}" if r.transport and r.outcome == "routed" else ""
                 why = f": {result.message}" if result.message else ""
-                log(f"{mid} == {r.address}{parent}{router}{transport} defer ({errno}){why}")
+                text = getattr(result, "log_text", None)
+                log(f"{mid} == {r.address}{parent}{router}{transport} defer ({errno}){why if text is None else text}")
         if finished:
             message.non_recipients.append(original)
             done.add(original)

@@ -1,4 +1,4 @@
-"""The smtp transport: its option table (Exim 4.96 names, types and defaults)."""
+"""The smtp transport: its option table (Exim 4.96 names, types and defaults) and its registration."""
 
 from __future__ import annotations
 
@@ -95,3 +95,10 @@ OPTIONS: list[OptionDef] = [
 ]
 
 register("transport", "smtp", OPTIONS, generic_defaults={"retry_use_local_part": False})
+
+
+# the delivery function lives in smtp_delivery.py (a thin socket adapter around smtp/client.py)
+from pyxim.delivery import transport  # noqa: E402
+from pyxim.transports.smtp_delivery import deliver  # noqa: E402
+
+transport("smtp")(deliver)
