@@ -92,6 +92,10 @@ def deliver_message(
         now = (clock or time.time)()
         age = now - message.received_time
         discard_bounce = False
+        # a journal left by an attempt that was cut short: those addresses are delivered already
+        for address in spool.journal_read(message_id):
+            if address not in message.non_recipients:
+                message.non_recipients.append(address)
         if "frozen" in message.options and not force:
             bounce_limit = float(config.main.get("ignore_bounce_errors_after") or 0)
             frozen_limit = float(config.main.get("timeout_frozen_after") or 0)
@@ -148,6 +152,7 @@ def deliver_message(
             outcome.state = "completed"
         else:
             spool.update_header(message)
+            spool.journal_remove(message_id)  # the -H file now holds what the journal said
             outcome.state = "deferred"
         return outcome
 
@@ -322,6 +327,7 @@ def _attempt(
                 if r.address != original:
                     message.non_recipients.append(r.address)
                     done.add(r.address)
+                spool.journal_append(message.message_id, r.address)
             elif result.status == "fail":
                 # the bounce gets the transport's bland text (pipe: "local delivery failed") and output
                 reason = getattr(result, "user_message", "") or result.message

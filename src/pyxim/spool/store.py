@@ -112,6 +112,32 @@ class Spool:
         os.rename(tmp, hpath)
         _sync_dir(d)
 
+    def journal_path(self, message_id: str) -> Path:
+        return self.input_dir(message_id) / f"{message_id}-J"
+
+    def journal_append(self, message_id: str, address: str) -> None:
+        """Exim's -J file: each address delivered during an attempt, synced at once, so a crash
+        before the -H file is rewritten never delivers it twice."""
+        fd = os.open(self.journal_path(message_id), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o640)
+        try:
+            os.write(fd, (address + "\n").encode("utf-8", "surrogateescape"))
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+    def journal_read(self, message_id: str) -> list[str]:
+        try:
+            data = self.journal_path(message_id).read_bytes()
+        except FileNotFoundError:
+            return []
+        return [line for line in data.decode("utf-8", "surrogateescape").split("\n") if line]
+
+    def journal_remove(self, message_id: str) -> None:
+        try:
+            self.journal_path(message_id).unlink()
+        except FileNotFoundError:
+            pass
+
     def update_header(self, message: SpoolMessage) -> None:
         """Replace the -H file (after a delivery attempt): a new file renamed over the old, synced."""
         d = self.input_dir(message.message_id)
@@ -130,7 +156,7 @@ class Spool:
 
     def remove(self, message_id: str) -> None:
         hpath, dpath = self.paths(message_id)
-        for p in (hpath, dpath):
+        for p in (hpath, dpath, self.journal_path(message_id)):
             try:
                 p.unlink()
             except FileNotFoundError:
