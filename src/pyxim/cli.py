@@ -40,6 +40,7 @@ class CommandLine:
     queue_run: str | None = None  # "-q", "-qf", "-qff" …; with -bd, the interval in queue_interval
     queue_interval: str | None = None
     selection: tuple[str, str] | None = None  # -R text (recipients) or -S text (sender)
+    callouts: bool = False  # -bhc
 
 
 # Options that take the next word as their value.
@@ -99,6 +100,8 @@ def parse_command_line(argv: Sequence[str]) -> CommandLine:
             cl.config_path = arg[2:]
         elif arg in ("-bV", "-bP", "-be", "-bd", "-bdf", "-bs", "-bt", "-bv", "-bh", "-bp", "-bpc", "-bpu"):
             cl.mode = arg
+        elif arg == "-bhc":
+            cl.mode, cl.callouts = "-bh", True  # -bh that makes verify callouts for real
         elif arg.startswith("-q") and _QUEUE_RUN.fullmatch(arg):
             m = _QUEUE_RUN.fullmatch(arg)
             assert m is not None
@@ -285,6 +288,10 @@ def run_smtp_stdio(cl: CommandLine, out: TextIO, inp) -> int:  # type: ignore[no
 
         session = SmtpSession(config, peer, store, ids.new_id, log)
         session.sleep = None  # -bh reports delays instead of waiting (as Exim does)
+        if not cl.callouts:
+            from pyxim.acl.engine import NO_CALLOUTS
+
+            session.ctx.variables[NO_CALLOUTS] = "1"
         from pyxim.acl.engine import AclTracer
 
         # Exim's ">>> " debugging of the ACLs it runs, on standard error

@@ -279,6 +279,12 @@ def _run_statement(run: AclRun, st) -> AclResult | None:  # type: ignore[no-unty
             if func(run, value) == negated:
                 all_true = False
         except LookupDefer as exc:
+            if run.verify_user_message is not None and not st.verb == "warn":
+                # a verify that could not complete words its own reply (callouts)
+                user = run.verify_user_message
+                run.verify_user_message = None
+                _trace_outcome(run, st.verb, "deferred")
+                return AclResult("defer", user, defer_reason=exc.message)
             if st.verb == "warn":
                 # a warn statement that cannot be decided is skipped, with a note in the log
                 run.state.log_lines.append(
@@ -400,6 +406,9 @@ def _mod_remove_header(run: AclRun, value: str) -> None:
 
     run.state.remove_headers.extend(iterate_list(run.expand(value)))
 
+
+# Set by -bh (not -bhc): verify callouts are not made (not a $-variable name).
+NO_CALLOUTS = "pyxim:no_callouts"
 
 # Where the RCPT session keeps the local part as the client wrote it (not a $-variable name).
 ORIGINAL_LOCAL_PART = "pyxim:original_local_part"
@@ -729,8 +738,58 @@ def _cond_verify(run: AclRun, value: str) -> bool:
             run.verify_failure = f"{prefix}{failed.message}"
             run.verify_user_message = failed.message if what == "recipient" else "Sender verify failed"
             return False
+        if "callout" in options:
+            return _callout(run, what, str(address), results, options)
         return True
     raise AclConditionError(f"verify = {what} is not available in this version of pyxim")
+
+
+def _callout(run: AclRun, what: str, address: str, results: list, options: str) -> bool:  # type: ignore[type-arg]
+    """verify = recipient/callout (or sender/callout): ask the host the address routes to whether it
+    would take it (MAIL FROM:<>, RCPT TO:<address>, QUIT), as Exim's callout does."""
+    from pyxim.config.options import read_time
+    from pyxim.delivery import TransportCall
+    from pyxim.expand import ExpansionContext
+    from pyxim.spool.format import SpoolMessage
+    from pyxim.transports.smtp_delivery import callout
+
+    timeout = 30.0
+    defer_ok = False
+    for option in options.split("/"):
+        name, _, value = option.strip().partition("=")
+        if name == "callout" and value:
+            seconds = read_time(value.strip())
+            if seconds:
+                timeout = float(seconds)
+        elif name == "defer_ok":
+            defer_ok = True
+    if run.ctx.variables.get(NO_CALLOUTS):
+        return True  # -bh: callouts are assumed to succeed (-bhc makes them)
+    routed = next((r for r in results if r.outcome == "routed" and r.transport), None)
+    if routed is None:
+        return True
+    transport = next((t for t in run.config.transports if t.name == routed.transport), None)
+    if transport is None or transport.driver != "smtp":
+        return True  # Exim calls out only for addresses an smtp transport would deliver
+    ctx = ExpansionContext(config=run.config)
+    local_part, _, domain = address.rpartition("@")
+    ctx.variables.update({"local_part": local_part, "domain": domain, **routed.variables})
+    call = TransportCall(run.config, transport, SpoolMessage("", "", [], [], 0.0), b"", address, address, ctx,
+                         hosts=list(routed.hosts), router=routed.router)
+    status, text = callout(call, timeout)
+    if status == "ok":
+        return True
+    kind = "recipient" if what == "recipient" else "sender"
+    if status == "fail":
+        reply = text.rsplit(": ", 1)[-1] if "SMTP error from remote mail server" in text else text
+        run.verify_failure = text if what == "recipient" else f"<{address}> {text}"
+        run.verify_user_message = f"Callout verification failed:\n{reply}" if what == "recipient" else \
+            "Sender verify failed"
+        return False
+    if defer_ok:
+        return True
+    run.verify_user_message = f"Could not complete {kind} verify callout"
+    raise LookupDefer(f"Could not complete {kind} verify callout: {text}")
 
 
 @acl_condition("regex")

@@ -106,6 +106,7 @@ class ClientOptions:
     max_rcpt: int = 100
     size_addition: int = 1024
     prdr: bool = False  # not yet used: PRDR is noted, never requested
+    verify_only: bool = False  # a callout: MAIL and RCPT, then QUIT (no DATA)
     authenticators: list[ClientAuth] = field(default_factory=list)  # hosts_try_auth/require_auth matched
     require_auth: bool = False  # hosts_require_auth
 
@@ -488,7 +489,7 @@ class SmtpClient:
             self._send_rcpt(i, r, pipelining)
             if not pipelining:
                 return
-        if not self.used_chunking:
+        if not self.used_chunking and not self.options.verify_only:
             self._send(_Pending("data", "DATA", pipelined=True), "DATA")
 
     def _send_rcpt(self, i: int, r: RcptSpec, pipelined: bool) -> None:
@@ -529,6 +530,12 @@ class SmtpClient:
             self._send_rcpt(p.index + 1, self.envelope.recipients[p.index + 1], False)
             return
         if p.index < last:
+            return
+        if self.options.verify_only:
+            # a callout ends here: what the RCPT replies said is the answer
+            for i in self._accepted:
+                self.outcomes[i].status, self.outcomes[i].reply = "ok", reply
+            self._finish()
             return
         # the last RCPT reply: DATA (already in flight when pipelining) or BDAT
         if not self._accepted:

@@ -22,6 +22,7 @@ when present (see the lead's note), `message` holds Exim's message alone.
 
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
 import os
 import random
@@ -576,6 +577,7 @@ def _try_host(call: TransportCall, t: Target, envelope: Envelope, data: bytes, b
             require_tls=require_tls,
             max_rcpt=base.max_rcpt,
             size_addition=base.size_addition,
+            verify_only=base.verify_only,
         )
         try:
             sock = _connect(call, t, float(opts.get("connect_timeout") or 300))
@@ -653,3 +655,31 @@ def _quote(text: str) -> str:
             out.append("\\")
         out.append(ch)
     return "".join(out)
+
+
+def callout(call: TransportCall, timeout: float) -> tuple[str, str]:
+    """A callout for verify = …/callout: connect to the address's hosts as the transport would, and
+    ask MAIL FROM:<> and RCPT TO:<address> without sending a message.
+
+    Returns (status, text): "ok"; "fail" or "defer" with Exim's "<host> [<ip>] : <error>" text."""
+    opts = call.transport.options
+    try:
+        port = _port(_expand(call, "port") or "smtp")
+        targets = _targets(call, port)
+    except ExpansionError as exc:
+        return "defer", str(exc)
+    if not targets:
+        return "defer", f"No hosts found for {call.transport.name} transport"
+    envelope = Envelope(sender="", recipients=[RcptSpec(call.address)])
+    base = ClientOptions(helo=_helo(call), max_rcpt=1, verify_only=True)
+    timed = dataclasses.replace(call, transport=dataclasses.replace(
+        call.transport, options={**opts, "connect_timeout": timeout, "command_timeout": timeout}))
+    last = ("defer", "all hosts failed")
+    for t in targets:
+        final, result = _try_host(timed, t, envelope, b"", base, frozenset(), [])
+        if result.status == "ok":
+            return "ok", ""
+        last = (result.status, f"{t.name} [{t.address}] : {result.message}")
+        if final:
+            return last
+    return last

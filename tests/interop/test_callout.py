@@ -1,0 +1,101 @@
+"""verify = recipient/callout: pyxim and exim4 (-bhc) ask the same receiving server (a pyxim daemon on
+loopback) and answer the client the same way; plain -bh makes no callout in either."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import pytest
+
+from tests.integration.test_daemon import stop_daemon
+from tests.interop import oracle
+from tests.support.dnsserver import free_port
+
+pytestmark = pytest.mark.skipif(oracle.EXIM is None, reason="exim4 not installed")
+
+RECEIVER = """\
+primary_hostname = recv.example
+spool_directory = ROOT/rspool
+log_file_path = ROOT/r%slog
+queue_only
+acl_smtp_rcpt = r
+begin acl
+r:
+  deny   local_parts = nosuch
+         message = No such user here
+  defer  local_parts = later
+         message = try later
+  accept
+"""
+
+SENDER = """\
+primary_hostname = send.example
+spool_directory = ROOT/sspool
+log_file_path = ROOT/s%slog
+acl_smtp_rcpt = r
+begin acl
+r:
+  require verify = recipient/callout=10s
+  accept
+begin routers
+out:
+  driver = manualroute
+  route_list = * 127.0.0.1::PORT
+  self = send
+  transport = smtp
+begin transports
+smtp:
+  driver = smtp
+  allow_localhost
+"""
+
+SESSION = ("HELO c\r\nMAIL FROM:<s@x.example>\r\nRCPT TO:<ok@r.example>\r\nRCPT TO:<nosuch@r.example>\r\n"
+           "RCPT TO:<later@r.example>\r\nQUIT\r\n")
+
+
+@pytest.mark.parametrize("mode", ["-bhc", "-bh"])
+def test_callout_replies_match_exim(mode: str) -> None:
+    root = Path(tempfile.mkdtemp(prefix="pyxim-callout-"))
+    root.chmod(0o755)
+    port = free_port()
+    (root / "recv.conf").write_text(RECEIVER.replace("ROOT", str(root)))
+    (root / "send.conf").write_text(SENDER.replace("ROOT", str(root)).replace("PORT", str(port)))
+    for f in ("recv.conf", "send.conf"):
+        (root / f).chmod(0o644)
+    receiver = subprocess.Popen([sys.executable, "-m", "pyxim", "-C", str(root / "recv.conf"), "-bdf",
+                                 "-oX", f"127.0.0.1.{port}"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        import socket
+        import time
+
+        deadline = time.time() + 20
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                if time.time() > deadline:
+                    raise
+                time.sleep(0.1)
+
+        def run(command: list[str]) -> list[str]:
+            proc = subprocess.run(command + ["-C", str(root / "send.conf"), mode, "192.0.2.7"], input=SESSION,
+                                  capture_output=True, text=True, timeout=60)
+            return [line.rstrip("\r") for line in (proc.stdout + proc.stderr).split("\n")
+                    if re.match(r"(LOG: |[2-5]\d\d[ -])", line) and not line.startswith("220 ")]
+
+        exim = run([oracle.EXIM])
+        pyxim = run([sys.executable, "-m", "pyxim"])
+    finally:
+        stop_daemon(receiver)
+        shutil.rmtree(root, ignore_errors=True)
+    if mode == "-bhc":
+        assert "550-Callout verification failed:" in exim and "451 Could not complete recipient verify callout" in exim
+    else:
+        assert exim.count("250 Accepted") == 3
+    assert pyxim == exim
