@@ -99,3 +99,67 @@ def test_callout_replies_match_exim(mode: str) -> None:
     else:
         assert exim.count("250 Accepted") == 3
     assert pyxim == exim
+
+
+RELAY = """\
+primary_hostname = send.example
+qualify_domain = send.example
+spool_directory = ROOT/KIND-spool
+log_file_path = ROOT/KIND-%slog
+begin routers
+out:
+  driver = manualroute
+  route_list = * 127.0.0.1::PORT
+  self = send
+  transport = smtp
+begin transports
+smtp:
+  driver = smtp
+  allow_localhost
+"""
+
+
+def test_recipients_share_one_transaction_as_in_exim() -> None:
+    """Several recipients for the same host go in one SMTP transaction: => for the first, -> for the others."""
+    import socket
+    import time
+
+    root = Path(tempfile.mkdtemp(prefix="pyxim-batch-"))
+    root.chmod(0o777)
+    port = free_port()
+    (root / "recv.conf").write_text(RECEIVER.replace("ROOT", str(root)))
+    (root / "recv.conf").chmod(0o644)
+    receiver = subprocess.Popen([sys.executable, "-m", "pyxim", "-C", str(root / "recv.conf"), "-bdf",
+                                 "-oX", f"127.0.0.1.{port}"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        deadline = time.time() + 20
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                if time.time() > deadline:
+                    raise
+                time.sleep(0.1)
+        logs = {}
+        for kind, command in (("exim", [oracle.EXIM]), ("pyxim", [sys.executable, "-m", "pyxim"])):
+            conf = root / f"{kind}.conf"
+            conf.write_text(RELAY.replace("ROOT", str(root)).replace("KIND", kind).replace("PORT", str(port)))
+            conf.chmod(0o644)
+            subprocess.run(command + ["-C", str(conf), "-odi", "-f", "s@send.example", "one@r.example",
+                                      "two@r.example", "nosuch@r.example"],
+                           input=b"Subject: batch\n\nbody\n", capture_output=True, timeout=60)
+            text = (root / f"{kind}-mainlog").read_text()
+            # the bounce's size differs by nature (names in it): mask the BDAT chunk sizes
+            logs[kind] = sorted(
+                re.sub(r"\d+ byte chunk, total \d+", "N byte chunk, total N",
+                       re.sub(r"[0-9A-Za-z]{6}-[0-9A-Za-z]{6}-[0-9A-Za-z]{2}", "ID", line[20:]))
+                for line in text.splitlines() if re.search(r" (=>|->|\*\*|==)", line))
+        received = (root / "rmainlog").read_text()
+    finally:
+        stop_daemon(receiver)
+        shutil.rmtree(root, ignore_errors=True)
+    assert any(line.startswith("ID -> ") for line in logs["exim"]), logs["exim"]
+    assert logs["pyxim"] == logs["exim"]
+    # each sender made one transaction carrying both accepted recipients
+    assert received.count(" <= s@send.example ") == 2

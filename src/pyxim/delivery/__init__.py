@@ -44,6 +44,9 @@ class TransportCall:
     headers_add: list[str] = field(default_factory=list)  # the router's headers_add / headers_remove
     headers_remove: list[str] = field(default_factory=list)
     spool_files: tuple[str, str] = ("", "")  # the message's -H and -D files (the queuefile transport copies them)
+    # remote transports: more (address, recipient as received) pairs for the same hosts, delivered in one
+    # transaction with `address`; the result then has `per_address` filled for each of them
+    batch: list[tuple[str, str]] = field(default_factory=list)
 
 
 @dataclass(slots=True)
@@ -61,6 +64,7 @@ class DeliveryResult:
     log: list[str] = field(default_factory=list)
     # messages the transport put on the spool (autoreply): delivered next, like bounces
     new_messages: list[str] = field(default_factory=list)
+    per_address: dict[str, DeliveryResult] = field(default_factory=dict)  # for a batch (see TransportCall)
 
 
 TransportFunc = Callable[[TransportCall], DeliveryResult]

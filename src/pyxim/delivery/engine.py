@@ -282,6 +282,9 @@ def _attempt(
                     reached_by[ident].append(original)
     results: dict[tuple[str, str], DeliveryResult] = {}
     deferred_parts: set[int] = set()  # plan items with an address of their own still deferred
+    spool_files = tuple(str(p) for p in spool.paths(message.message_id))
+    batched, secondary = _run_batches(config, message, body, plan, primary, done, reached_by, clock,
+                                      spool_files)  # type: ignore[arg-type]
     for n, (original, key, base, routed) in enumerate(plan):
         finished = True
         for m, r in enumerate(routed):
@@ -291,8 +294,8 @@ def _attempt(
             if r.outcome == "routed" and r.transport and primary.get(ident) != (n, m):
                 finished = False  # a duplicate: its fate is the primary's (settled below)
                 continue
-            result = _one(config, message, body, r, original, base, clock, reached_by.get(ident),
-                          tuple(str(p) for p in spool.paths(message.message_id)))  # type: ignore[arg-type]
+            result = batched.get((n, m)) or _one(config, message, body, r, original, base, clock,
+                                                  reached_by.get(ident), spool_files)  # type: ignore[arg-type]
             results[ident] = result
             parent = f" <{original}>" if r.address != original or r.outcome == "discarded" else ""
             errno = getattr(result, "errno", 0) or -1  # Exim's "(n)" in a defer line
@@ -323,7 +326,9 @@ def _attempt(
                     shown = f" <{original}>" if r.transport and _is_local(config, r) else parent
                     if r.address.startswith(("|", "/")) and r.parents and r.parents[0] != original:
                         shown = f" ({r.parents[0]}){shown}"  # the alias that named the pipe or file
-                    log(f"{mid} => {who}{shown} R={r.router} T={r.transport}{result.detail}")
+                    # a further address delivered in the same SMTP transaction is logged with "->"
+                    flag = "->" if (n, m) in secondary else "=>"
+                    log(f"{mid} {flag} {who}{shown} R={r.router} T={r.transport}{result.detail}")
                 if r.address != original:
                     message.non_recipients.append(r.address)
                     done.add(r.address)
@@ -371,6 +376,47 @@ def _attempt(
     return outcome
 
 
+def _run_batches(config: Config, message: SpoolMessage, body: bytes, plan: list, primary: dict,  # type: ignore[type-arg]
+                 done: set[str], reached_by: dict, clock: Callable[[], float] | None,  # type: ignore[type-arg]
+                 spool_files: tuple[str, str]) -> tuple[dict[tuple[int, int], DeliveryResult], set[tuple[int, int]]]:
+    """Addresses for one smtp transport and the same hosts go in one transaction (up to max_rcpt),
+    as Exim batches remote deliveries; returns each one's result and which were not first."""
+    groups: dict[tuple, list[tuple[int, int, RoutedAddress, str]]] = {}  # type: ignore[type-arg]
+    for n, (original, _key, _base, routed) in enumerate(plan):
+        for m, r in enumerate(routed):
+            if r.outcome != "routed" or not r.transport or not r.hosts:
+                continue
+            if (r.address in done and r.address != original) or primary.get((r.address.lower(), r.transport)) != (n, m):
+                continue
+            inst = next((t for t in config.transports if t.name == r.transport), None)
+            if inst is None or inst.driver != "smtp":
+                continue
+            hosts = tuple((h.name, h.address, h.port) for h in r.hosts)
+            groups.setdefault((r.transport, hosts, r.router), []).append((n, m, r, original))
+    batched: dict[tuple[int, int], DeliveryResult] = {}
+    secondary: set[tuple[int, int]] = set()
+    for (transport_name, _hosts, _router), members in groups.items():
+        if len(members) < 2:
+            continue
+        inst = next(t for t in config.transports if t.name == transport_name)
+        size = max(1, int(inst.options.get("max_rcpt") or 100))
+        for start in range(0, len(members), size):
+            chunk = members[start : start + size]
+            n, m, r, original = chunk[0]
+            base = plan[n][2]
+            ident = (r.address.lower(), r.transport)
+            result = _one(config, message, body, r, original, base, clock, reached_by.get(ident), spool_files,
+                          batch=[(x[2].address, x[3]) for x in chunk[1:]])
+            batched[(n, m)] = result
+            for n2, m2, r2, _original in chunk[1:]:
+                other = result.per_address.get(r2.address)
+                if other is None:  # the transport said nothing of it: as the first address fared
+                    other = DeliveryResult(result.status, result.message)
+                batched[(n2, m2)] = other
+                secondary.add((n2, m2))
+    return batched, secondary
+
+
 def _is_local(config: Config, r: RoutedAddress) -> bool:
     t = next((t for t in config.transports if t.name == r.transport), None)
     return t is not None and t.driver in ("appendfile", "pipe", "lmtp", "autoreply", "queuefile")
@@ -388,7 +434,7 @@ def _log_address(config: Config, r: RoutedAddress) -> str:
 def _one(
     config: Config, message: SpoolMessage, body: bytes, r: RoutedAddress, original: str, base: ExpansionContext,
     clock: Callable[[], float] | None, envelope_to: list[str] | None = None,
-    spool_files: tuple[str, str] = ("", ""),
+    spool_files: tuple[str, str] = ("", ""), batch: list[tuple[str, str]] | None = None,
 ) -> DeliveryResult:
     if r.outcome == "failed":
         return DeliveryResult("fail", r.message)
@@ -429,7 +475,8 @@ def _one(
         # Exim never runs a local delivery as a never_users user (root always, as Debian builds it)
         return DeliveryResult("defer", f"User {uid} set for {inst.name} transport is on the never_users list")
     call = TransportCall(config, inst, message, body, r.address, original, ctx, uid, gid, envelope_to,
-                         list(r.hosts), r.router, list(r.headers_add), list(r.headers_remove), spool_files)
+                         list(r.hosts), r.router, list(r.headers_add), list(r.headers_remove), spool_files,
+                         list(batch or []))
     from pyxim.delivery.write import TransportWriteError
 
     try:

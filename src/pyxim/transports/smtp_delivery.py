@@ -173,21 +173,26 @@ def _helo(call: TransportCall) -> str:
     return primary_hostname(call)
 
 
-def _envelope(call: TransportCall, data: bytes) -> Envelope:
-    msg = call.message
-    rcpt = RcptSpec(call.address)
-    spooled = next((r for r in msg.recipients if r.address == call.original), None)
+def _rcpt(call: TransportCall, address: str, original: str) -> RcptSpec:
+    rcpt = RcptSpec(address)
+    spooled = next((r for r in call.message.recipients if r.address == original), None)
     if spooled is not None:
         rcpt.orcpt = spooled.orcpt
         words = [name for bit, name in _NOTIFY_BITS if spooled.dsn_flags & bit]
         rcpt.notify = "NEVER" if "NEVER" in words else ",".join(words)
+    return rcpt
+
+
+def _envelope(call: TransportCall, data: bytes) -> Envelope:
+    msg = call.message
+    rcpts = [_rcpt(call, call.address, call.original)] + [_rcpt(call, a, o) for a, o in call.batch]
     ret = {"1": "FULL", "2": "HDRS"}.get(str(msg.options.get("dsn_ret") or ""), "")
     envid = str(msg.options.get("dsn_envid") or "")
     size = sum(len(h.text.encode("utf-8", "surrogateescape")) for h in msg.headers) + len(call.body)
     return Envelope(
         sender=str(call.ctx.variables.get("return_path", msg.sender) if call.transport.options.get("return_path")
                    else msg.sender),
-        recipients=[rcpt],
+        recipients=rcpts,
         size=size + call.body.count(b"\n"),
         eight_bit=any(b > 0x7F for b in data),
         dsn_ret=ret,
@@ -609,8 +614,17 @@ def _result(t: Target, client: SmtpClient, chan: _Channel, selectors: frozenset[
             log_lines: list[str]) -> tuple[bool, SmtpResult]:
     for name, text in client.auth_failures:
         log_lines.append(f"{name} authenticator failed H={t.name} [{t.address}] {text}")
-    outcome = client.outcomes[0]
     host = _hostpart(t)
+    first_final, first = _address_result(client.outcomes[0], t, client, chan, selectors, log_lines, host)
+    for i, outcome in enumerate(client.outcomes[1:], 1):
+        # a batch: each further address gets its own result (the engine logs them with ->)
+        _final, other = _address_result(outcome, t, client, chan, selectors, [], host)
+        first.per_address[client.envelope.recipients[i].address] = other
+    return first_final, first
+
+
+def _address_result(outcome: Outcome, t: Target, client: SmtpClient, chan: _Channel, selectors: frozenset[str],
+                    log_lines: list[str], host: str) -> tuple[bool, SmtpResult]:
     if outcome.status == "ok":
         detail = host + (f":{t.port}" if "outgoing_port" in selectors else "") + chan.tls_fields(selectors)
         if client.auth_used is not None:
