@@ -156,9 +156,20 @@ def test_recipients_share_one_transaction_as_in_exim() -> None:
                        re.sub(r"[0-9A-Za-z]{6}-[0-9A-Za-z]{6}-[0-9A-Za-z]{2}", "ID", line[20:]))
                 for line in text.splitlines() if re.search(r" (=>|->|\*\*|==)", line))
         received = (root / "rmainlog").read_text()
+        reports = []  # the two bounces for nosuch@, one from each sender, as the receiver spooled them
+        for data_file in sorted((root / "rspool" / "input").rglob("*-D")):
+            data = data_file.read_bytes()
+            if b"message/delivery-status" in data:
+                data = data.split(b"\n", 1)[1]  # the -D file's own name
+                data = re.sub(rb"[0-9A-Za-z]{6}-[0-9A-Za-z]{6}-[0-9A-Za-z]{2}", b"ID", data)
+                data = re.sub(rb"\d+-eximdsn-\d+", b"BOUNDARY", data)
+                data = re.sub(rb"\w{3}, \d\d \w{3} \d{4} [\d:]+ [+-]\d{4}", b"DATE", data)
+                reports.append(re.sub(rb"Received: from \S+ by", b"Received: from USER by", data))
     finally:
         stop_daemon(receiver)
         shutil.rmtree(root, ignore_errors=True)
+    assert len(reports) == 2 and b"Remote-MTA: dns; 127.0.0.1" in reports[0]
+    assert reports[0] == reports[1]  # pyxim's bounce is Exim's, Remote-MTA and Diagnostic-Code included
     assert any(line.startswith("ID -> ") for line in logs["exim"]), logs["exim"]
     assert logs["pyxim"] == logs["exim"]
     # each sender made one transaction carrying both accepted recipients

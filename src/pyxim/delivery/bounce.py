@@ -8,6 +8,7 @@ sent for a bounce (sender <>): Exim freezes such a message, and so do we.
 from __future__ import annotations
 
 import os
+import re
 import time
 from email.utils import formatdate
 
@@ -60,9 +61,15 @@ def bounce_text(
         if reason:
             parts.append(f"    {reason}\n")
     parts.append(f"\n--{boundary}\nContent-type: message/delivery-status\n\nReporting-MTA: dns; {host}\n\n")
-    for _address, _reason, original in failed:
+    for _address, reason, original in failed:
         # Exim names the recipient as it was received (the address before redirection)
-        parts.append(f"Action: failed\nFinal-Recipient: rfc822;{original}\nStatus: 5.0.0\n\n")
+        parts.append(f"Action: failed\nFinal-Recipient: rfc822;{original}\nStatus: 5.0.0\n")
+        remote = re.match(r"host (\S+) \[[^\]]*\]\n\s+SMTP error from remote mail server after [^\n]*:\n\s+(.*)",
+                          reason)
+        if remote:
+            # a remote server's refusal: which server, and its words (RFC 3464)
+            parts.append(f"Remote-MTA: dns; {remote.group(1)}\nDiagnostic-Code: smtp; {remote.group(2)}\n")
+        parts.append("\n")
     headers_only = message.options.get("dsn_ret") == "2"  # RET=HDRS
     kind = "text/rfc822-headers" if headers_only else "message/rfc822"
     parts.append(f"--{boundary}\nContent-type: {kind}\n\n")
