@@ -255,3 +255,21 @@ def test_fuzz_plausible_replies(replies: list[bytes]) -> None:
             c.tls_started()
     c.timed_out()
     assert c.done
+
+
+def test_lmtp_one_reply_per_recipient_after_the_data() -> None:
+    c = client(("a@b.example", "c@b.example", "d@b.example"), lmtp=True)
+    sent = talk(c, b"220 lmtp\r\n", b"250-lmtp\r\n250 PIPELINING\r\n",
+                b"250 OK\r\n250 Accepted\r\n550 no such user\r\n250 Accepted\r\n354 go\r\n",
+                b"250 2.0.0 delivered to a\r\n", b"452 mailbox full\r\n")
+    assert sent[1] == b"LHLO me.example\r\n"
+    assert c.done
+    assert [o.status for o in c.outcomes] == ["ok", "fail", "defer"]
+    assert c.outcomes[2].message == "LMTP error after end of data: 452 mailbox full"
+
+
+def test_callout_stops_after_rcpt() -> None:
+    c = client(("a@b.example",), verify_only=True)
+    sent = talk(c, b"220 mx\r\n", EHLO, b"250 OK\r\n250 Accepted\r\n")
+    assert b"DATA" not in b"".join(sent) and sent[-1] == b"QUIT\r\n"
+    assert c.done and c.outcomes[0].status == "ok"

@@ -107,6 +107,7 @@ class ClientOptions:
     size_addition: int = 1024
     prdr: bool = False  # not yet used: PRDR is noted, never requested
     verify_only: bool = False  # a callout: MAIL and RCPT, then QUIT (no DATA)
+    lmtp: bool = False  # RFC 2033: LHLO, and after the data one reply per accepted recipient
     authenticators: list[ClientAuth] = field(default_factory=list)  # hosts_try_auth/require_auth matched
     require_auth: bool = False  # hosts_require_auth
 
@@ -354,6 +355,10 @@ class SmtpClient:
         self._hello()
 
     def _hello(self) -> None:
+        if self.options.lmtp:
+            self.helo_verb = "LHLO"
+            self._send(_Pending("ehlo", f"LHLO {self.options.helo}"), f"LHLO {self.options.helo}")
+            return
         if self.options.esmtp and not self._tried_helo:
             self.helo_verb = "EHLO"
             self._send(_Pending("ehlo", f"EHLO {self.options.helo}"), f"EHLO {self.options.helo}")
@@ -366,7 +371,7 @@ class SmtpClient:
         self._host_failure(status, self._smtp_error(p, reply), 0, reply, _after(p))
 
     def _on_ehlo(self, p: _Pending, reply: Reply) -> None:
-        if reply.kind == 5 and not self.tls_active:
+        if reply.kind == 5 and not self.tls_active and not self.options.lmtp:
             self._tried_helo = True  # Exim falls back to HELO when EHLO is refused
             self._hello()
             return
@@ -559,6 +564,11 @@ class SmtpClient:
                 return
             self._out += smtp_data(self.message) + b".\r\n"
             self._data_sent = True
+            if self.options.lmtp:
+                # LMTP answers the end of the data once for each recipient it accepted, in order
+                for i in self._accepted:
+                    self._pending.append(_Pending("lmtp_end", "end of data", i))
+                return
             self._pending.append(_Pending("end", "end of data"))
             return
         if not self._accepted:
@@ -588,6 +598,20 @@ class SmtpClient:
         self._data_failure(p, reply, "fail" if reply.kind == 5 else "defer")
 
     _on_bdat = _on_end
+
+    def _on_lmtp_end(self, p: _Pending, reply: Reply) -> None:
+        o = self.outcomes[p.index]
+        o.reply = reply
+        if reply.kind == 2:
+            o.status = "ok"
+            self.confirmation = reply
+        else:
+            o.status = "fail" if reply.kind == 5 else "defer"
+            o.errno = 0 if reply.kind == 5 else ERRNO_DATA4XX
+            o.after = "end of data"
+            o.message = f"LMTP error after end of data: {printing(reply.text)}"
+        if not any(q.kind == "lmtp_end" for q in self._pending):
+            self._finish()
 
     def _on_quit(self, p: _Pending, reply: Reply) -> None:  # pragma: no cover - QUIT is never awaited
         self.done = True

@@ -513,13 +513,15 @@ def deliver(call: TransportCall) -> DeliveryResult:
     tname = call.transport.name
     selectors = logselector.parse(str(call.config.main.get("log_selector") or "")) if call.config else \
         logselector.DEFAULT_ON
+    lmtp = str(opts.get("protocol") or "smtp").lower() == "lmtp"
     try:
-        port_text = _expand(call, "port") or "smtp"
+        # with protocol = lmtp the default port is the "lmtp" service, as in Exim
+        port_text = (_expand(call, "port") if "port" in call.transport.explicit or not lmtp else "lmtp") or "smtp"
     except ExpansionError as exc:
         return SmtpResult("defer", f'failed to expand "port" in {tname} transport: {exc}', errno=ERRNO_EXPANDFAIL)
     port = _port(port_text)
     if not port:
-        return SmtpResult("defer", f'invalid port "{port_text}" in {tname} transport', errno=ERRNO_UNKNOWNHOST)
+        return SmtpResult("defer", f'TCP port "{port_text}" is not defined for {tname} transport')
     try:
         targets = _targets(call, port)
     except ExpansionError as exc:
@@ -536,6 +538,7 @@ def deliver(call: TransportCall) -> DeliveryResult:
     envelope = _envelope(call, data)
     base = ClientOptions(
         helo=_helo(call),
+        lmtp=str(opts.get("protocol") or "smtp").lower() == "lmtp",  # the smtp transport speaking LMTP
         max_rcpt=int(opts.get("max_rcpt") or 100),
         size_addition=int(opts.get("size_addition") if opts.get("size_addition") is not None else 1024),
     )
@@ -577,12 +580,13 @@ def _try_host(call: TransportCall, t: Target, envelope: Envelope, data: bytes, b
             helo=base.helo,
             esmtp=not _host_matches(call, "hosts_avoid_esmtp", t),
             pipelining=not _host_matches(call, "hosts_avoid_pipelining", t),
-            chunking=_host_matches(call, "hosts_try_chunking", t),
+            chunking=_host_matches(call, "hosts_try_chunking", t) and not base.lmtp,
             try_tls=try_tls and attempt == "tls",
             require_tls=require_tls,
             max_rcpt=base.max_rcpt,
             size_addition=base.size_addition,
             verify_only=base.verify_only,
+            lmtp=base.lmtp,
         )
         try:
             sock = _connect(call, t, float(opts.get("connect_timeout") or 300))
