@@ -65,6 +65,9 @@ class DeliveryResult:
     # messages the transport put on the spool (autoreply): delivered next, like bounces
     new_messages: list[str] = field(default_factory=list)
     per_address: dict[str, DeliveryResult] = field(default_factory=dict)  # for a batch (see TransportCall)
+    # a remote delivery to a server that does not take DSN options: Exim reports success itself
+    # (for NOTIFY=SUCCESS), naming that server
+    relayed_to_non_dsn: str = ""
 
 
 TransportFunc = Callable[[TransportCall], DeliveryResult]

@@ -151,11 +151,12 @@ def _returned_headers(message: SpoolMessage) -> bytes:
 
 
 def send_success_dsn(
-    config: Config, spool: Spool, message: SpoolMessage, body: bytes, delivered: list[tuple[str, str]], log
+    config: Config, spool: Spool, message: SpoolMessage, body: bytes, delivered: list[tuple[str, str, str]], log
 ) -> str | None:  # type: ignore[no-untyped-def]
     """RFC 3461 success notification for recipients that asked (NOTIFY=SUCCESS), as Exim words it.
 
-    `delivered` holds (final address, recipient as received); the report names the recipient as
+    `delivered` holds (final address, recipient as received, the server it was relayed to — for a
+    server that takes no DSN options — or ""); the report names the recipient as
     submitted (ORCPT, and Final-Recipient the received address), never a rewritten one."""
     if not message.sender or not delivered:
         return None
@@ -169,19 +170,23 @@ def send_success_dsn(
     parts = [f"--{boundary}\nContent-type: text/plain; charset=us-ascii\n\n",
              "This message was created automatically by mail delivery software.\n",
              " ----- The following addresses had successful delivery notifications -----\n"]
-    for _address, original in delivered:
-        parts.append(f'<{original}> (relayed via non "Remote SMTP" router)\n')
+    for _address, original, relay in delivered:
+        how = "relayed to non-DSN-aware mailer" if relay else 'relayed via non "Remote SMTP" router'
+        parts.append(f"<{original}> ({how})\n")
     parts.append(f"\n--{boundary}\nContent-type: message/delivery-status\n\nReporting-MTA: dns; {host}\n")
     envid = message.options.get("dsn_envid")
     if envid:
         parts.append(f"Original-Envelope-ID: {envid}\n")
     parts.append("\n")
-    for _address, original in delivered:
+    for _address, original, relay in delivered:
         recipient = by_address.get(original)
         if recipient is not None and recipient.orcpt:
             parts.append(f"Original-Recipient: {recipient.orcpt}\n")
-        parts.append(f"Action: delivered\nFinal-Recipient: rfc822;{original}\nStatus: 2.0.0\n"
-                     "Diagnostic-Code: X-Exim; relayed via non SMTP router\n\n")
+        parts.append(f"Action: delivered\nFinal-Recipient: rfc822;{original}\nStatus: 2.0.0\n")
+        if relay:
+            parts.append(f"Remote-MTA: dns; {relay}\nDiagnostic-Code: smtp; 250 Ok\n\n")
+        else:
+            parts.append("Diagnostic-Code: X-Exim; relayed via non SMTP router\n\n")
     # a success report returns the headers only, whatever RET= asked for (as Exim)
     parts.append(f"--{boundary}\nContent-type: text/rfc822-headers\n\n")
     text = "".join(parts).encode("utf-8", "surrogateescape") + _returned_headers(message) + b"\n"

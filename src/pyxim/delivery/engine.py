@@ -46,6 +46,8 @@ class AttemptOutcome:
     bounces: list[str] = field(default_factory=list)  # ids of the bounce messages it spooled
     # (final address, recipient as received) of deliveries that end here (local transports): success DSNs
     final: list[tuple[str, str]] = field(default_factory=list)
+    # (address, recipient as received, host) of remote deliveries to servers without DSN
+    relayed: list[tuple[str, str, str]] = field(default_factory=list)
     errors_to: dict[str, str] = field(default_factory=dict)  # failed address -> its router's errors_to
 
 
@@ -119,7 +121,8 @@ def deliver_message(
                 log(f"{message_id} {address}: error ignored")
             outcome.failed = []
         wanted = {r.address for r in message.recipients if r.dsn_flags & 0x04}  # NOTIFY=SUCCESS
-        notify = [(a, o) for a, o in outcome.final if o in wanted]
+        notify = [(a, o, "") for a, o in outcome.final if o in wanted]
+        notify += [(a, o, h) for a, o, h in outcome.relayed if o in wanted]
         if notify:
             from pyxim.delivery.bounce import send_success_dsn
 
@@ -319,6 +322,8 @@ def _attempt(
                 outcome.delivered.append(r.address)
                 if r.outcome == "routed" and _is_local(config, r):
                     outcome.final.append((r.address, original))
+                elif result.relayed_to_non_dsn:
+                    outcome.relayed.append((r.address, original, result.relayed_to_non_dsn))
                 if r.outcome == "discarded":
                     log(f"{mid} => :blackhole: <{r.address}> R={r.router}")
                 else:

@@ -638,7 +638,10 @@ def _address_result(outcome: Outcome, t: Target, client: SmtpClient, chan: _Chan
             detail += " K"
         if "smtp_confirmation" in selectors and client.confirmation is not None:
             detail += f' C="{_quote(printing(client.confirmation.text))}"'
-        return True, SmtpResult("ok", detail=detail)
+        ok = SmtpResult("ok", detail=detail)
+        if not client.features.dsn:
+            ok.relayed_to_non_dsn = t.name
+        return True, ok
     if outcome.status:
         return True, _failure(outcome, t, host)
     err = client.host_error
