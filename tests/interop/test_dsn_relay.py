@@ -69,8 +69,8 @@ def mask(data: bytes) -> bytes:
     return re.sub(rb"Received: from \S+ by", b"Received: from USER by", data)
 
 
-@pytest.mark.parametrize("receiver_dsn", [False, True])
-def test_success_report_for_relayed_mail_matches_exim(receiver_dsn: bool) -> None:
+@pytest.mark.parametrize(("receiver_dsn", "lasthop"), [(False, False), (True, False), (True, True)])
+def test_success_report_for_relayed_mail_matches_exim(receiver_dsn: bool, lasthop: bool) -> None:
     root = Path(tempfile.mkdtemp(prefix="pyxim-dsnrelay-"))
     root.chmod(0o777)
     port = free_port()
@@ -92,7 +92,10 @@ def test_success_report_for_relayed_mail_matches_exim(receiver_dsn: bool) -> Non
         reports = {}
         for kind, command in (("exim", [oracle.EXIM]), ("pyxim", [sys.executable, "-m", "pyxim"])):
             conf = root / f"{kind}.conf"
-            conf.write_text(SENDER.replace("ROOT", str(root)).replace("KIND", kind).replace("PORT", str(port)))
+            text = SENDER.replace("ROOT", str(root)).replace("KIND", kind).replace("PORT", str(port))
+            if lasthop:  # dsn_lasthop on the router: nothing passed on, the report made here
+                text = text.replace("  transport = smtp\n", "  transport = smtp\n  dsn_lasthop\n")
+            conf.write_text(text)
             conf.chmod(0o644)
             subprocess.run(command + ["-C", str(conf), "-bs", "-odi"], input=SESSION.encode(), capture_output=True,
                            timeout=60)
@@ -103,7 +106,10 @@ def test_success_report_for_relayed_mail_matches_exim(receiver_dsn: bool) -> Non
     finally:
         stop_daemon(receiver)
         shutil.rmtree(root, ignore_errors=True)
-    if receiver_dsn:
+    if lasthop:
+        assert b"(relayed via non DSN router)" in reports["exim"]
+        assert not re.findall(rb"^a@r\.example .*?\d+,4 .*#3$", spooled, re.M)
+    elif receiver_dsn:
         assert reports["exim"] == b""  # the next hop reports; nothing here
         # both senders passed NOTIFY=SUCCESS on: the receiver's spool holds the flag (Exim's bit 4)
         assert len(re.findall(rb"^a@r\.example .*?\d+,4 .*#3$", spooled, re.M)) == 2, spooled

@@ -47,6 +47,7 @@ class TransportCall:
     # remote transports: more (address, recipient as received) pairs for the same hosts, delivered in one
     # transaction with `address`; the result then has `per_address` filled for each of them
     batch: list[tuple[str, str]] = field(default_factory=list)
+    no_dsn: bool = False  # dsn_lasthop: do not pass DSN options (NOTIFY, ORCPT, RET, ENVID) on
 
 
 @dataclass(slots=True)

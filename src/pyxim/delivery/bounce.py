@@ -155,8 +155,9 @@ def send_success_dsn(
 ) -> str | None:  # type: ignore[no-untyped-def]
     """RFC 3461 success notification for recipients that asked (NOTIFY=SUCCESS), as Exim words it.
 
-    `delivered` holds (final address, recipient as received, the server it was relayed to — for a
-    server that takes no DSN options — or ""); the report names the recipient as
+    `delivered` holds (final address, recipient as received, "server|how" for a remote delivery
+    reported here — a server that takes no DSN options, or dsn_lasthop — or ""); the report names the
+    recipient as
     submitted (ORCPT, and Final-Recipient the received address), never a rewritten one."""
     if not message.sender or not delivered:
         return None
@@ -171,7 +172,7 @@ def send_success_dsn(
              "This message was created automatically by mail delivery software.\n",
              " ----- The following addresses had successful delivery notifications -----\n"]
     for _address, original, relay in delivered:
-        how = "relayed to non-DSN-aware mailer" if relay else 'relayed via non "Remote SMTP" router'
+        how = relay.split("|", 1)[1] if relay else 'relayed via non "Remote SMTP" router'
         parts.append(f"<{original}> ({how})\n")
     parts.append(f"\n--{boundary}\nContent-type: message/delivery-status\n\nReporting-MTA: dns; {host}\n")
     envid = message.options.get("dsn_envid")
@@ -184,7 +185,7 @@ def send_success_dsn(
             parts.append(f"Original-Recipient: {recipient.orcpt}\n")
         parts.append(f"Action: delivered\nFinal-Recipient: rfc822;{original}\nStatus: 2.0.0\n")
         if relay:
-            parts.append(f"Remote-MTA: dns; {relay}\nDiagnostic-Code: smtp; 250 Ok\n\n")
+            parts.append(f"Remote-MTA: dns; {relay.split('|', 1)[0]}\nDiagnostic-Code: smtp; 250 Ok\n\n")
         else:
             parts.append("Diagnostic-Code: X-Exim; relayed via non SMTP router\n\n")
     # a success report returns the headers only, whatever RET= asked for (as Exim)

@@ -322,8 +322,11 @@ def _attempt(
                 outcome.delivered.append(r.address)
                 if r.outcome == "routed" and _is_local(config, r):
                     outcome.final.append((r.address, original))
-                elif result.relayed_to_non_dsn:
-                    outcome.relayed.append((r.address, original, result.relayed_to_non_dsn))
+                elif result.relayed_to_non_dsn or (r.dsn_lasthop and r.hosts):
+                    # the report is made here: the next hop takes no DSN, or the router is the last hop
+                    host = result.relayed_to_non_dsn or r.hosts[0].name
+                    how = "relayed via non DSN router" if r.dsn_lasthop else "relayed to non-DSN-aware mailer"
+                    outcome.relayed.append((r.address, original, f"{host}|{how}"))
                 if r.outcome == "discarded":
                     log(f"{mid} => :blackhole: <{r.address}> R={r.router}")
                 else:
@@ -481,7 +484,7 @@ def _one(
         return DeliveryResult("defer", f"User {uid} set for {inst.name} transport is on the never_users list")
     call = TransportCall(config, inst, message, body, r.address, original, ctx, uid, gid, envelope_to,
                          list(r.hosts), r.router, list(r.headers_add), list(r.headers_remove), spool_files,
-                         list(batch or []))
+                         list(batch or []), r.dsn_lasthop)
     from pyxim.delivery.write import TransportWriteError
 
     try:

@@ -48,6 +48,7 @@ class RoutedAddress:
     headers_add: list[str] = field(default_factory=list)  # the router's headers_add, expanded
     headers_remove: list[str] = field(default_factory=list)
     errors_to: str | None = None  # where bounces for this address go (errors_to; "" discards them)
+    dsn_lasthop: bool = False  # the router's dsn_lasthop: DSN options are not passed on from here
 
 
 class _Decline(Exception):
@@ -211,6 +212,7 @@ def _routed(result: RoutedAddress, inst: DriverInstance, ctx: ExpansionContext) 
     errors_to = _expand_option(inst, "errors_to", ctx)
     if errors_to is not None:
         result.errors_to = errors_to
+    result.dsn_lasthop = bool(inst.options.get("dsn_lasthop"))
     address_data = inst.options.get("address_data")
     if address_data is not None:
         ctx.variables["address_data"] = expand_string(str(address_data), ctx)

@@ -176,7 +176,7 @@ def _helo(call: TransportCall) -> str:
 def _rcpt(call: TransportCall, address: str, original: str) -> RcptSpec:
     rcpt = RcptSpec(address)
     spooled = next((r for r in call.message.recipients if r.address == original), None)
-    if spooled is not None:
+    if spooled is not None and not call.no_dsn:
         rcpt.orcpt = spooled.orcpt
         words = [name for bit, name in _NOTIFY_BITS if spooled.dsn_flags & bit]
         rcpt.notify = "NEVER" if "NEVER" in words else ",".join(words)
@@ -186,8 +186,8 @@ def _rcpt(call: TransportCall, address: str, original: str) -> RcptSpec:
 def _envelope(call: TransportCall, data: bytes) -> Envelope:
     msg = call.message
     rcpts = [_rcpt(call, call.address, call.original)] + [_rcpt(call, a, o) for a, o in call.batch]
-    ret = {"1": "FULL", "2": "HDRS"}.get(str(msg.options.get("dsn_ret") or ""), "")
-    envid = str(msg.options.get("dsn_envid") or "")
+    ret = "" if call.no_dsn else {"1": "FULL", "2": "HDRS"}.get(str(msg.options.get("dsn_ret") or ""), "")
+    envid = "" if call.no_dsn else str(msg.options.get("dsn_envid") or "")
     size = sum(len(h.text.encode("utf-8", "surrogateescape")) for h in msg.headers) + len(call.body)
     return Envelope(
         sender=str(call.ctx.variables.get("return_path", msg.sender) if call.transport.options.get("return_path")
