@@ -175,3 +175,33 @@ def test_delay_warning_matches_exim(hours: int, header: str) -> None:
     assert pyxim == exim
     if hours == 25 and not header:
         assert b"Subject: Warning: message ID delayed 24 hours" in exim[0] and exim[2] == "1"
+
+
+def test_redirected_recipient_is_reported_once_as_received() -> None:
+    """NOTIFY=SUCCESS on an alias: one report line, naming the alias (Exim's redirect router reports)."""
+    config = CONFIG.replace("gone:\n", "team:\n  driver = redirect\n  local_parts = team\n"
+                            "  data = bob@t.example, sender@t.example\ngone:\n")
+    session = "MAIL FROM:<sender@t.example>\r\nRCPT TO:<team@t.example> NOTIFY=SUCCESS\r\n"
+    results = []
+    for command in ([oracle.EXIM], [sys.executable, "-m", "pyxim"]):
+        root = Path(tempfile.mkdtemp(prefix="pyxim-dsn-alias-"))
+        try:
+            root.chmod(0o777)
+            (root / "mail").mkdir()
+            (root / "mail").chmod(0o777)
+            conf = root / "c.conf"
+            conf.write_text(config.replace("ROOT", str(root)))
+            conf.chmod(0o644)
+            script = f"EHLO x\r\n{session}DATA\r\nSubject: dsn test\r\n\r\nbody\r\n.\r\nQUIT\r\n"
+            subprocess.run(command + ["-C", str(conf), "-bs", "-odi"], input=script.encode(), capture_output=True,
+                           timeout=60)
+            report = (root / "mail" / "sender").read_bytes()
+        finally:
+            shutil.rmtree(root, ignore_errors=True)
+        report = re.sub(rb"[0-9A-Za-z]{6}-[0-9A-Za-z]{6}-[0-9A-Za-z]{2}", b"ID", report)
+        report = re.sub(rb"\d+-eximdsn-\d+", b"BOUNDARY", report)
+        report = re.sub(rb"\w{3}, \d\d \w{3} \d{4} [\d:]+ [+-]\d{4}", b"DATE", report)
+        report = re.sub(rb"^From (\S+) .*$", rb"From \1 DATE", report, flags=re.M)
+        results.append(re.sub(rb"Received: from \S+ by", b"Received: from USER by", report))
+    assert results[0].count(b"<team@t.example> (relayed via non") == 1
+    assert results[1] == results[0]

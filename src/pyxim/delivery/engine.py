@@ -123,6 +123,9 @@ def deliver_message(
         wanted = {r.address for r in message.recipients if r.dsn_flags & 0x04}  # NOTIFY=SUCCESS
         notify = [(a, o, "") for a, o in outcome.final if o in wanted]
         notify += [(a, o, h) for a, o, h in outcome.relayed if o in wanted]
+        # one report line per recipient as received: a redirection's children are reported as their parent
+        seen: set[str] = set()
+        notify = [entry for entry in notify if not (entry[1] in seen or seen.add(entry[1]))]
         if notify:
             from pyxim.delivery.bounce import send_success_dsn
 
