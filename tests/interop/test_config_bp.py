@@ -43,6 +43,7 @@ PYXIM_ONLY = (
     "dmarc_tld_file",
     "dns_nameservers",
     "limits_advertise_hosts",
+    "dsn_extra_info",
     "arc_sign",
     "server_tls",
 )

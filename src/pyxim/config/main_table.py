@@ -310,6 +310,7 @@ MAIN_OPTIONS: list[OptionDef] = [
     opt("dmarc_history_file"),
     opt("dmarc_tld_file"),
     opt("dns_nameservers"),  # pyxim: resolvers to ask, written like local_interfaces (ip.port)
+    opt("dsn_extra_info", "bool", True),  # pyxim: the experimental DSN extra fields in bounces (Exim's DSN_INFO)
     opt("limits_advertise_hosts", "string", "*"),  # RFC 9422 LIMITS (Exim 4.98)
 ]
 

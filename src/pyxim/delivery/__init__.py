@@ -69,6 +69,9 @@ class DeliveryResult:
     # a remote delivery to a server that does not take DSN options: Exim reports success itself
     # (for NOTIFY=SUCCESS), naming that server
     relayed_to_non_dsn: str = ""
+    # a remote failure: what the experimental DSN extra information reports (ip, port, greeting,
+    # helo_response, diagnostic)
+    dsn_info: dict[str, str] = field(default_factory=dict)
 
 
 TransportFunc = Callable[[TransportCall], DeliveryResult]

@@ -49,7 +49,8 @@ def _received(config: Config, host: str, new_id: str, to: str, date: str) -> str
 
 
 def bounce_text(
-    config: Config, message: SpoolMessage, body: bytes, failed: list[tuple[str, str, str]], boundary: str
+    config: Config, message: SpoolMessage, body: bytes, failed: list[tuple[str, str, str]], boundary: str,
+    info: dict[str, dict[str, str]] | None = None,
 ) -> bytes:
     """The bounce's body: explanation, delivery-status part, the returned message."""
     host = _hostname(config)
@@ -61,14 +62,26 @@ def bounce_text(
         if reason:
             parts.append(f"    {reason}\n")
     parts.append(f"\n--{boundary}\nContent-type: message/delivery-status\n\nReporting-MTA: dns; {host}\n\n")
-    for _address, reason, original in failed:
+    extra = bool(config.main.get("dsn_extra_info", True))
+    for address, reason, original in failed:
         # Exim names the recipient as it was received (the address before redirection)
         parts.append(f"Action: failed\nFinal-Recipient: rfc822;{original}\nStatus: 5.0.0\n")
         remote = re.match(r"host (\S+) \[[^\]]*\]\n\s+SMTP error from remote mail server after [^\n]*:\n\s+(.*)",
                           reason)
         if remote:
             # a remote server's refusal: which server, and its words (RFC 3464)
-            parts.append(f"Remote-MTA: dns; {remote.group(1)}\nDiagnostic-Code: smtp; {remote.group(2)}\n")
+            parts.append(f"Remote-MTA: dns; {remote.group(1)}\n")
+            more = (info or {}).get(address) if extra else None
+            if more:
+                # the experimental DSN extra information (dsn_extra_info turns it off)
+                port = "" if more.get("port") in ("", "25") else f":{more['port']}"
+                parts.append(f"Remote-MTA: X-ip; [{more['ip']}]{port}\n")
+                for field_name, key in (("X-Remote-MTA-smtp-greeting", "greeting"),
+                                        ("X-Remote-MTA-helo-response", "helo_response"),
+                                        ("X-Exim-Diagnostic", "diagnostic")):
+                    if more.get(key):
+                        parts.append(f"{field_name}: X-str; {more[key]}\n")
+            parts.append(f"Diagnostic-Code: smtp; {remote.group(2)}\n")
         parts.append("\n")
     headers_only = message.options.get("dsn_ret") == "2"  # RET=HDRS
     kind = "text/rfc822-headers" if headers_only else "message/rfc822"
@@ -86,7 +99,7 @@ def bounce_text(
 
 def send_bounce(
     config: Config, spool: Spool, message: SpoolMessage, body: bytes, failed: list[tuple[str, str, str]], log,
-    to: str | None = None,
+    to: str | None = None, info: dict[str, dict[str, str]] | None = None,
 ) -> str | None:  # type: ignore[no-untyped-def]
     """Spool a bounce for `failed` to the message's sender (or `to`, a router's errors_to);
     returns its id (None for a bounce's bounce)."""
@@ -122,7 +135,7 @@ def send_bounce(
         (f"Message-Id: <E{new_id}@{host}>\n", "I"),
         (f"Date: {date}\n", " "),
     ]
-    text = bounce_text(config, message, body, failed, boundary)
+    text = bounce_text(config, message, body, failed, boundary, info)
     bounce = SpoolMessage(
         new_id, "", [Recipient(recipient)], [SpoolHeader(t, k) for t, k in header_texts], now,
         caller=_local_user(config), uid=os.getuid(), gid=os.getgid(),

@@ -49,6 +49,7 @@ class AttemptOutcome:
     # (address, recipient as received, host) of remote deliveries to servers without DSN
     relayed: list[tuple[str, str, str]] = field(default_factory=list)
     errors_to: dict[str, str] = field(default_factory=dict)  # failed address -> its router's errors_to
+    dsn_info: dict[str, dict[str, str]] = field(default_factory=dict)  # failed address -> DSN extra information
 
 
 @contextlib.contextmanager
@@ -148,7 +149,7 @@ def deliver_message(
                     for item in items:
                         log(f"{message_id} {item[0]}: error ignored")
                     continue
-                bounce_id = send_bounce(config, spool, message, body, items, log, to=to)
+                bounce_id = send_bounce(config, spool, message, body, items, log, to=to, info=outcome.dsn_info)
                 if bounce_id is not None:
                     outcome.bounces.append(bounce_id)
         done = set(message.non_recipients)
@@ -352,6 +353,8 @@ def _attempt(
                     reason += "\n    ------ pipe output ------\n    " + output.decode(
                         "utf-8", "replace").rstrip("\n").replace("\n", "\n    ")
                 outcome.failed.append((r.address, reason, original))
+                if result.dsn_info:
+                    outcome.dsn_info[r.address] = result.dsn_info
                 if r.errors_to is not None:
                     outcome.errors_to[r.address] = r.errors_to
                 if not message.sender:

@@ -219,6 +219,7 @@ class SmtpClient:
         self.host_error: Outcome | None = None
         self.confirmation: Reply | None = None  # the final 250 after the data
         self.greeting: Reply | None = None
+        self.helo_response: Reply | None = None  # the server's answer to EHLO/HELO/LHLO (DSN extra info)
         self.done = False
         self.tls_wanted = False  # STARTTLS got 220: the adapter must hand-shake, then call tls_started()
         self.tls_active = False
@@ -378,10 +379,12 @@ class SmtpClient:
         if reply.kind != 2:
             self._connection_error(p, reply)
             return
+        self.helo_response = reply
         self.features = parse_ehlo(reply)
         self._after_hello()
 
     def _on_helo(self, p: _Pending, reply: Reply) -> None:
+        self.helo_response = reply
         if reply.kind != 2:
             self._connection_error(p, reply)
             return

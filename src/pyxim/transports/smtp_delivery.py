@@ -643,15 +643,28 @@ def _address_result(outcome: Outcome, t: Target, client: SmtpClient, chan: _Chan
             ok.relayed_to_non_dsn = t.name
         return True, ok
     if outcome.status:
-        return True, _failure(outcome, t, host)
+        return True, _with_info(_failure(outcome, t, host), t, client, outcome)
     err = client.host_error
     if err is None:  # not reached: the client always says why
         err = Outcome("defer", "SMTP dialogue ended without an outcome", -1)
     if err.log_host:
         text = f"{err.message}: {os.strerror(err.errno)}" if err.errno > 0 else err.message
         log_lines.append(f"H={t.name} [{t.address}]: {text}")
-    result = _failure(err, t, host)
+    result = _with_info(_failure(err, t, host), t, client, err)
     return result.status != "defer", result  # a host's temporary problem: the next host may do better
+
+
+def _with_info(result: SmtpResult, t: Target, client: SmtpClient, outcome: Outcome) -> SmtpResult:
+    """What the experimental DSN extra information puts in a bounce about this server."""
+    result.dsn_info = {
+        "ip": t.address,
+        "port": str(t.port),
+        "greeting": printing(client.greeting.lines[0]) if client.greeting is not None and client.greeting.lines else "",
+        "helo_response": printing(client.helo_response.lines[0])
+        if client.helo_response is not None and client.helo_response.lines else "",
+        "diagnostic": outcome.message,
+    }
+    return result
 
 
 def _failure(o: Outcome, t: Target, host: str) -> SmtpResult:
