@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import re
 import time
+from dataclasses import dataclass
 from email.utils import formatdate
 
 from pyxim.config.model import Config
@@ -46,6 +47,54 @@ def _received(config: Config, host: str, new_id: str, to: str, date: str) -> str
 
     return (f"Received: from {_local_user(config)} by {host} with local (Exim {EXIM_COMPAT_VERSION})\n"
             f"\tid {new_id}\n\tfor {to};\n\t{date}\n")
+
+
+@dataclass(slots=True)
+class _Report:
+    """What every generated report shares: its id, time, MIME boundary and the names it uses."""
+
+    host: str
+    now: float
+    new_id: str
+    boundary: str
+    date: str
+
+
+def _new_report(config: Config) -> _Report:
+    now = time.time()
+    return _Report(_hostname(config), now, MessageIdGenerator().new_id(),
+                   f"{int(now)}-eximdsn-{int.from_bytes(os.urandom(4), 'big') % 2147483647}",
+                   formatdate(now, localtime=True))
+
+
+def _spool_report(config: Config, spool: Spool, message: SpoolMessage, report: _Report, recipient: str,
+                  header_texts: list[tuple[str, str]], text: bytes, log) -> str:  # type: ignore[no-untyped-def]
+    """Put a report (from <>) on the spool and log its arrival as Exim does (<= <> R=parent)."""
+    user = _local_user(config)
+    spooled = SpoolMessage(
+        report.new_id, "", [Recipient(recipient)], [SpoolHeader(t, k) for t, k in header_texts], report.now,
+        caller=user, uid=os.getuid(), gid=os.getgid(),
+        options={"received_protocol": "local", "body_linecount": str(text.count(b"\n")), "localerror": None},
+    )
+    spool.write(spooled, text)
+    size = len(text) + sum(len(t) for t, _ in header_texts)
+    log(f"{report.new_id} <= <> R={message.message_id} U={user} P=local S={size}")
+    return report.new_id
+
+
+def _references(message: SpoolMessage) -> list[tuple[str, str]]:
+    """References: the original's Message-Id, when it has one."""
+    own_id = next((h.text.split(":", 1)[1].strip() for h in message.headers if h.type == "I"), "")
+    return [(f"References: {own_id}\n", " ")] if own_id else []
+
+
+def _mime_headers(report: _Report, subject: str | None = None) -> list[tuple[str, str]]:
+    """Content-Type, MIME-Version (the Subject between them for warnings), Message-Id and Date."""
+    out = [(f"Content-Type: multipart/report; report-type=delivery-status; boundary={report.boundary}\n", " "),
+           ("MIME-Version: 1.0\n", " ")]
+    if subject is not None:
+        out.append((f"Subject: {subject}\n", " "))
+    return out + [(f"Message-Id: <E{report.new_id}@{report.host}>\n", "I"), (f"Date: {report.date}\n", " ")]
 
 
 def bounce_text(
@@ -112,40 +161,19 @@ def send_bounce(
     failed = [f for f in failed if wants_failure_report(flags.get(f[2], 0))]
     if not failed:
         return None
-    host = _hostname(config)
-    now = time.time()
-    new_id = MessageIdGenerator().new_id()
-    boundary = f"{int(now)}-eximdsn-{int.from_bytes(os.urandom(4), 'big') % 2147483647}"
-    date = formatdate(now, localtime=True)
+    report = _new_report(config)
     failed_list = ",\n  ".join(a for a, _, _ in failed)
-    own_id = next((h.text.split(":", 1)[1].strip() for h in message.headers if h.type == "I"), "")
     header_texts = [
-        (_received(config, host, new_id, recipient, date), "P"),
+        (_received(config, report.host, report.new_id, recipient, report.date), "P"),
         (f"X-Failed-Recipients: {failed_list}\n", " "),
         ("Auto-Submitted: auto-replied\n", " "),
-        (f"From: Mail Delivery System <Mailer-Daemon@{host}>\n", "F"),
+        (f"From: Mail Delivery System <Mailer-Daemon@{report.host}>\n", "F"),
         (f"To: {recipient}\n", "T"),
+        *_references(message),
+        *_mime_headers(report, "Mail delivery failed: returning message to sender"),
     ]
-    if own_id:
-        header_texts.append((f"References: {own_id}\n", " "))
-    header_texts += [
-        (f"Content-Type: multipart/report; report-type=delivery-status; boundary={boundary}\n", " "),
-        ("MIME-Version: 1.0\n", " "),
-        ("Subject: Mail delivery failed: returning message to sender\n", " "),
-        (f"Message-Id: <E{new_id}@{host}>\n", "I"),
-        (f"Date: {date}\n", " "),
-    ]
-    text = bounce_text(config, message, body, failed, boundary, info)
-    bounce = SpoolMessage(
-        new_id, "", [Recipient(recipient)], [SpoolHeader(t, k) for t, k in header_texts], now,
-        caller=_local_user(config), uid=os.getuid(), gid=os.getgid(),
-        options={"received_protocol": "local", "body_linecount": str(text.count(b"\n")), "localerror": None},
-    )
-    spool.write(bounce, text)
-    size = len(text) + sum(len(t) for t, _ in header_texts)
-    log(f"{new_id} <= <> R={message.message_id} U={_local_user(config)} P=local S={size}")
-    return new_id
-
+    text = bounce_text(config, message, body, failed, report.boundary, info)
+    return _spool_report(config, spool, message, report, recipient, header_texts, text, log)
 
 NOTIFY_NEVER, NOTIFY_SUCCESS, NOTIFY_FAILURE, NOTIFY_DELAY = 0x02, 0x04, 0x08, 0x10
 
@@ -174,12 +202,8 @@ def send_success_dsn(
     submitted (ORCPT, and Final-Recipient the received address), never a rewritten one."""
     if not message.sender or not delivered:
         return None
-    host = _hostname(config)
-    now = time.time()
-    new_id = MessageIdGenerator().new_id()
-    boundary = f"{int(now)}-eximdsn-{int.from_bytes(os.urandom(4), 'big') % 2147483647}"
-    date = formatdate(now, localtime=True)
-    own_id = next((h.text.split(":", 1)[1].strip() for h in message.headers if h.type == "I"), "")
+    report = _new_report(config)
+    host, boundary = report.host, report.boundary
     by_address = {r.address: r for r in message.recipients}
     parts = [f"--{boundary}\nContent-type: text/plain; charset=us-ascii\n\n",
              "This message was created automatically by mail delivery software.\n",
@@ -206,30 +230,15 @@ def send_success_dsn(
     text = "".join(parts).encode("utf-8", "surrogateescape") + _returned_headers(message) + b"\n"
     text += f"\n--{boundary}--\n".encode()
     header_texts = [
-        (_received(config, host, new_id, message.sender, date), "P"),
+        (_received(config, host, report.new_id, message.sender, report.date), "P"),
         (f"From: Mail Delivery System <Mailer-Daemon@{host}>\n", "F"),
         ("Auto-Submitted: auto-generated\n", " "),
         (f"To: {message.sender}\n", "T"),
         ("Subject: Delivery Status Notification\n", " "),
+        *_references(message),
+        *_mime_headers(report),
     ]
-    if own_id:
-        header_texts.append((f"References: {own_id}\n", " "))
-    header_texts += [
-        (f"Content-Type: multipart/report; report-type=delivery-status; boundary={boundary}\n", " "),
-        ("MIME-Version: 1.0\n", " "),
-        (f"Message-Id: <E{new_id}@{host}>\n", "I"),
-        (f"Date: {date}\n", " "),
-    ]
-    dsn = SpoolMessage(
-        new_id, "", [Recipient(message.sender)], [SpoolHeader(t, k) for t, k in header_texts], now,
-        caller=_local_user(config), uid=os.getuid(), gid=os.getgid(),
-        options={"received_protocol": "local", "body_linecount": str(text.count(b"\n")), "localerror": None},
-    )
-    spool.write(dsn, text)
-    size = len(text) + sum(len(t) for t, _ in header_texts)
-    log(f"{new_id} <= <> R={message.message_id} U={_local_user(config)} P=local S={size}")
-    return new_id
-
+    return _spool_report(config, spool, message, report, message.sender, header_texts, text, log)
 
 def _delay_text(seconds: float) -> str:
     # Exim words a short delay in minutes, a longer one in hours
@@ -241,13 +250,9 @@ def send_delay_warning(
     threshold: float, log,
 ) -> str | None:  # type: ignore[no-untyped-def]
     """The "message delayed" report (delay_warning), as Exim words it; deferred: (address, reason)."""
-    host = _hostname(config)
-    now = time.time()
-    new_id = MessageIdGenerator().new_id()
-    boundary = f"{int(now)}-eximdsn-{int.from_bytes(os.urandom(4), 'big') % 2147483647}"
-    date = formatdate(now, localtime=True)
+    report = _new_report(config)
+    host, boundary = report.host, report.boundary
     delay = _delay_text(threshold)
-    own_id = next((h.text.split(":", 1)[1].strip() for h in message.headers if h.type == "I"), "")
     subject = next((h.text.split(":", 1)[1].strip() for h in message.headers
                     if h.type != "*" and h.text.split(":", 1)[0].strip().lower() == "subject"), None)
     parts = [f"--{boundary}\nContent-type: text/plain; charset=us-ascii\n\n",
@@ -277,26 +282,11 @@ def send_delay_warning(
     text = "".join(parts).encode("utf-8", "surrogateescape") + _returned_headers(message) + b"\n"
     text += f"\n--{boundary}--\n".encode()
     header_texts = [
-        (_received(config, host, new_id, message.sender, date), "P"),
+        (_received(config, host, report.new_id, message.sender, report.date), "P"),
         ("Auto-Submitted: auto-replied\n", " "),
         (f"From: Mail Delivery System <Mailer-Daemon@{host}>\n", "F"),
         (f"To: {message.sender}\n", "T"),
+        *_references(message),
+        *_mime_headers(report, f"Warning: message {message.message_id} delayed {delay}"),
     ]
-    if own_id:
-        header_texts.append((f"References: {own_id}\n", " "))
-    header_texts += [
-        (f"Content-Type: multipart/report; report-type=delivery-status; boundary={boundary}\n", " "),
-        ("MIME-Version: 1.0\n", " "),
-        (f"Subject: Warning: message {message.message_id} delayed {delay}\n", " "),
-        (f"Message-Id: <E{new_id}@{host}>\n", "I"),
-        (f"Date: {date}\n", " "),
-    ]
-    warning = SpoolMessage(
-        new_id, "", [Recipient(message.sender)], [SpoolHeader(t, k) for t, k in header_texts], now,
-        caller=_local_user(config), uid=os.getuid(), gid=os.getgid(),
-        options={"received_protocol": "local", "body_linecount": str(text.count(b"\n")), "localerror": None},
-    )
-    spool.write(warning, text)
-    size = len(text) + sum(len(t) for t, _ in header_texts)
-    log(f"{new_id} <= <> R={message.message_id} U={_local_user(config)} P=local S={size}")
-    return new_id
+    return _spool_report(config, spool, message, report, message.sender, header_texts, text, log)
