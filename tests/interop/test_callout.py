@@ -15,6 +15,7 @@ import pytest
 from tests.integration.test_daemon import stop_daemon
 from tests.interop import oracle
 from tests.support.dnsserver import free_port
+from tests.support.servers import start_pyxim_daemon
 
 pytestmark = pytest.mark.skipif(oracle.EXIM is None, reason="exim4 not installed")
 
@@ -67,21 +68,8 @@ def test_callout_replies_match_exim(mode: str) -> None:
     (root / "send.conf").write_text(SENDER.replace("ROOT", str(root)).replace("PORT", str(port)))
     for f in ("recv.conf", "send.conf"):
         (root / f).chmod(0o644)
-    receiver = subprocess.Popen([sys.executable, "-m", "pyxim", "-C", str(root / "recv.conf"), "-bdf",
-                                 "-oX", f"127.0.0.1.{port}"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    receiver = start_pyxim_daemon(root / "recv.conf", port)
     try:
-        import socket
-        import time
-
-        deadline = time.time() + 20
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                if time.time() > deadline:
-                    raise
-                time.sleep(0.1)
 
         def run(command: list[str]) -> list[str]:
             proc = subprocess.run(command + ["-C", str(root / "send.conf"), mode, "192.0.2.7"], input=SESSION,
@@ -121,26 +109,13 @@ smtp:
 
 def test_recipients_share_one_transaction_as_in_exim() -> None:
     """Several recipients for the same host go in one SMTP transaction: => for the first, -> for the others."""
-    import socket
-    import time
-
     root = Path(tempfile.mkdtemp(prefix="pyxim-batch-"))
     root.chmod(0o777)
     port = free_port()
     (root / "recv.conf").write_text(RECEIVER.replace("ROOT", str(root)))
     (root / "recv.conf").chmod(0o644)
-    receiver = subprocess.Popen([sys.executable, "-m", "pyxim", "-C", str(root / "recv.conf"), "-bdf",
-                                 "-oX", f"127.0.0.1.{port}"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    receiver = start_pyxim_daemon(root / "recv.conf", port)
     try:
-        deadline = time.time() + 20
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                if time.time() > deadline:
-                    raise
-                time.sleep(0.1)
         logs = {}
         for kind, command in (("exim", [oracle.EXIM]), ("pyxim", [sys.executable, "-m", "pyxim"])):
             conf = root / f"{kind}.conf"

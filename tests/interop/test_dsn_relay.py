@@ -5,11 +5,9 @@ from __future__ import annotations
 
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import pytest
@@ -17,6 +15,7 @@ import pytest
 from tests.integration.test_daemon import stop_daemon
 from tests.interop import oracle
 from tests.support.dnsserver import free_port
+from tests.support.servers import start_pyxim_daemon
 
 pytestmark = pytest.mark.skipif(oracle.EXIM is None, reason="exim4 not installed")
 
@@ -77,18 +76,8 @@ def test_success_report_for_relayed_mail_matches_exim(receiver_dsn: bool, lastho
     (root / "recv.conf").write_text(RECEIVER.replace("ROOT", str(root)).replace(
         "DSN", "dsn_advertise_hosts = *" if receiver_dsn else ""))
     (root / "recv.conf").chmod(0o644)
-    receiver = subprocess.Popen([sys.executable, "-m", "pyxim", "-C", str(root / "recv.conf"), "-bdf",
-                                 "-oX", f"127.0.0.1.{port}"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    receiver = start_pyxim_daemon(root / "recv.conf", port)
     try:
-        deadline = time.time() + 20
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                if time.time() > deadline:
-                    raise
-                time.sleep(0.1)
         reports = {}
         for kind, command in (("exim", [oracle.EXIM]), ("pyxim", [sys.executable, "-m", "pyxim"])):
             conf = root / f"{kind}.conf"
