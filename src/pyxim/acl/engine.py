@@ -145,7 +145,7 @@ _NOT_EXPANDED_AT_TOP = frozenset(
 def _load_condition_modules() -> None:
     """Conditions that live in modules of their own register when imported."""
     from pyxim.acl import dnslists, mime, ratelimit  # noqa: F401
-    from pyxim.policy import spf  # noqa: F401
+    from pyxim.policy import dkim, spf  # noqa: F401
 
 
 def acl_runner(config: Config, ctx: ExpansionContext, state: AclState | None = None):  # type: ignore[no-untyped-def]

@@ -1,10 +1,10 @@
 """Message-authentication policy modules (SPF, DKIM, DMARC, ARC …) and the hooks they plug into.
 
 The SMTP session does not know how a DKIM signature is checked. After DATA
-it asks the verifier registered here (the DKIM module registers one when it
-is loaded) and then runs acl_smtp_dkim once per signer, as Exim does. With no
-verifier there are no signatures: $dkim_signers is empty and every signer
-named by dkim_verify_signers is seen with $dkim_verify_status "none".
+it asks the verifier registered here (pyxim's own, policy/dkim.py, unless
+another was registered) and then runs acl_smtp_dkim once per signer, as Exim
+does. A signer named by dkim_verify_signers without a signature is seen with
+$dkim_verify_status "none".
 """
 
 from __future__ import annotations
@@ -27,6 +27,8 @@ class DkimResults:
 
     signers: list[str] = field(default_factory=list)
     variables: dict[str, dict[str, str]] = field(default_factory=dict)
+    log: list[str] = field(default_factory=list)  # what verification has to say in the main log
+    passed: str = ""  # the domain of the first signature that verified (DKIM= on the <= line)
 
 
 DkimVerifier = Callable[["ExpansionContext", bytes], DkimResults]
@@ -43,12 +45,21 @@ def register_dkim_verifier(verifier: DkimVerifier | None) -> None:
     _dkim_verifier = verifier
 
 
+def ensure_dkim_verifier() -> None:
+    """Install pyxim's own DKIM verifier (policy/dkim.py) unless another one is in place."""
+    if _dkim_verifier is None:
+        from pyxim.policy import dkim
+
+        register_dkim_verifier(dkim.verify)
+
+
 def dkim_verify(ctx: ExpansionContext, message: bytes) -> DkimResults:
     if _dkim_verifier is None:
         return DkimResults()
     return _dkim_verifier(ctx, message)
 
 
-# The values a signer without a signature shows in the DKIM ACL.
-UNSIGNED = {"dkim_verify_status": "none", "dkim_verify_reason": "", "dkim_domain": "", "dkim_identity": "",
-            "dkim_selector": ""}
+# The values a signer without a signature shows in the DKIM ACL. As in Exim, $dkim_domain and
+# $dkim_selector keep what the previous signer left there.
+UNSIGNED = {"dkim_verify_status": "none", "dkim_verify_reason": "", "dkim_algo": "", "dkim_canon_headers": "",
+            "dkim_canon_body": ""}

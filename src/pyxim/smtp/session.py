@@ -209,9 +209,14 @@ class SmtpSession:
         if any(c.split("/", 1)[0] == "dkim_disable_verify" for c in self.acl_state.controls):
             return None
         from pyxim.lists import iterate_list
-        from pyxim.policy import UNSIGNED, dkim_verify
+        from pyxim.policy import UNSIGNED, dkim_verify, ensure_dkim_verifier
+
+        ensure_dkim_verifier()
 
         found = dkim_verify(self.ctx, data)
+        self.dkim_passed = found.passed
+        for line in found.log:
+            self.log(f"{self.current_message_id} {line}")
         self.ctx.variables["dkim_signers"] = Tainted(":".join(found.signers)) if found.signers else ""
         try:
             wanted = expand_string(str(self.config.main.get("dkim_verify_signers") or ""), self.ctx)
@@ -219,6 +224,8 @@ class SmtpSession:
             return AclResult("defer", defer_reason=f"expansion of dkim_verify_signers failed: {exc.message}")
         result: AclResult | None = None
         for signer in iterate_list(wanted):
+            if not signer:
+                continue  # an empty item (an empty $dkim_signers in the list) names nobody
             self.ctx.variables["dkim_cur_signer"] = signer
             self.ctx.variables.update(found.variables.get(signer.lower(), UNSIGNED))
             result = self._acl("acl_smtp_dkim", "accept")
@@ -415,6 +422,7 @@ class SmtpSession:
 
     def _reset(self) -> None:
         self.bdat_failed = False
+        self.dkim_passed = ""
         self.current_message_id = ""
         self.envelope = Envelope()
         self.acl_state = AclState()
@@ -934,7 +942,9 @@ class SmtpSession:
         if "proxy" in self.selectors and self.ctx.variables.get("proxy_session") == "yes":
             # +proxy: the proxy's own address, after P= (Exim's order)
             prdr_part += f" PRX={self.ctx.variables.get('proxy_local_address', '')}"
-        self.log(f"{stored_id} <= {sender or '<>'} {host} P={proto}{prdr_part}{auth_part} S={size}{msgid_part}{extra}")
+        dkim_part = f" DKIM={self.dkim_passed}" if getattr(self, "dkim_passed", "") else ""
+        self.log(f"{stored_id} <= {sender or '<>'} {host} P={proto}{prdr_part}{auth_part} S={size}{dkim_part}"
+                 f"{msgid_part}{extra}")
         self.last_message_id = stored_id
         if frozen:
             self.log(f"{stored_id} frozen by ACL")

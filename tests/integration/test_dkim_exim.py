@@ -1,0 +1,111 @@
+"""DKIM verification in the DKIM ACL compared with the real Exim, both asking the tests' own DNS server
+(Exim inside a private namespace; see test_dnsdb_exim). Messages are signed here with dkimpy and the
+test key whose public half is published as sel._domainkey.example.test."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.integration.test_dnsdb_exim import EXIM, ROOT, _can_use_namespaces, _workdir
+from tests.support.dnsserver import DnsServer
+
+pytestmark = pytest.mark.skipif(not _can_use_namespaces(), reason="needs root, unshare, ip and exim4")
+
+KEY = (Path(__file__).resolve().parents[1] / "fixtures" / "dkim-test.key").read_bytes()
+
+ACLS = """\
+acl_smtp_rcpt = accept
+acl_smtp_dkim = dkim
+acl_smtp_data = data
+dkim_verify_signers = $dkim_signers : unsigned.example
+begin acl
+dkim:
+  warn  logwrite = signer=$dkim_cur_signer status=$dkim_verify_status reason=$dkim_verify_reason \\
+                   domain=$dkim_domain selector=$dkim_selector algo=$dkim_algo \\
+                   canon=$dkim_canon_headers/$dkim_canon_body
+  warn  dkim_status = pass
+        logwrite = dkim_status pass for $dkim_cur_signer
+  accept
+data:
+  warn  logwrite = signers=$dkim_signers
+  accept
+"""
+
+BODY = (b"From: a@example.test\r\nTo: b@x.example\r\nSubject: hi\r\nMessage-ID: <m1@example.test>\r\n\r\n"
+        b"body line\r\n")
+
+
+def signed(selector: bytes = b"sel", domain: bytes = b"example.test") -> bytes:
+    import dkim
+
+    return dkim.sign(BODY, selector, domain, KEY, include_headers=[b"from", b"to", b"subject"],
+                     identity=b"@" + domain) + BODY
+
+
+def cases() -> dict[str, bytes]:
+    good = signed()
+    return {
+        "good": good,
+        "body changed": good.replace(b"body line", b"body LINE"),
+        "header changed": good.replace(b"Subject: hi", b"Subject: ho"),
+        "no key": signed(b"nokey"),
+        "unsigned": BODY,
+    }
+
+
+def _conf(work: Path, name: str, extra: str = "") -> Path:
+    conf = work / name
+    conf.write_text("primary_hostname = mail.example.org\nqualify_domain = example.org\n"
+                    f"spool_directory = {work / 'spool'}\nlog_file_path = {work}/%slog\n" + extra + ACLS)
+    os.chmod(conf, 0o644)
+    return conf
+
+
+def _session(message: bytes) -> bytes:
+    data = message.replace(b"\r\n.", b"\r\n..")
+    return (b"EHLO client.example.test\r\nMAIL FROM:<a@example.test>\r\nRCPT TO:<b@x.example>\r\nDATA\r\n"
+            + data + b".\r\nQUIT\r\n")
+
+
+def _log_lines(text: str) -> list[str]:
+    out = []
+    for line in text.split("\n"):
+        if line.startswith("LOG: ") and ("signer=" in line or "dkim_status" in line or "signers=" in line
+                                         or "DKIM" in line):
+            # the log lines as Exim writes them (DKIM: … and DKIM= on the <= line), message ids masked
+            out.append(re.sub(r"[0-9A-Za-z]{6}-[0-9A-Za-z]{6}-[0-9A-Za-z]{2}", "ID", line))
+    return out
+
+
+def test_dkim_results_match_exim(dns_server: DnsServer) -> None:
+    work = _workdir()
+    try:
+        resolv = work / "resolv.conf"
+        resolv.write_text("nameserver 127.0.0.1\n")
+        os.chmod(resolv, 0o644)
+        exim_conf = _conf(work, "exim.conf")
+        pyxim_conf = _conf(work, "pyxim.conf", f"dns_nameservers = {dns_server.option}\n")
+        differences = []
+        for name, message in cases().items():
+            script = (f"ip link set lo up && mount --bind {resolv} /etc/resolv.conf && "
+                      f"exec {sys.executable} -m tests.support.dnsserver --port 53 -- {EXIM} -C {exim_conf} "
+                      "-bh 198.51.100.9")
+            exim = subprocess.run(["unshare", "--mount", "--net", "--", "sh", "-c", script], input=_session(message),
+                                  capture_output=True, cwd=ROOT, timeout=120)
+            mine = subprocess.run([sys.executable, "-m", "pyxim", "-C", str(pyxim_conf), "-bh", "198.51.100.9"],
+                                  input=_session(message), capture_output=True, cwd=ROOT, timeout=120)
+            e = _log_lines((exim.stdout + exim.stderr).decode(errors="replace"))
+            p = _log_lines((mine.stdout + mine.stderr).decode(errors="replace"))
+            assert e, (name, (exim.stdout + exim.stderr).decode(errors="replace"))
+            if e != p:
+                differences.append(f"{name}\n exim:  {e}\n pyxim: {p}")
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    assert not differences, "\n".join(differences)
