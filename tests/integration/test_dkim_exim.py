@@ -109,3 +109,69 @@ def test_dkim_results_match_exim(dns_server: DnsServer) -> None:
     finally:
         shutil.rmtree(work, ignore_errors=True)
     assert not differences, "\n".join(differences)
+
+
+SIGNER = """\
+primary_hostname = send.example
+qualify_domain = example.test
+spool_directory = ROOT/sspool
+log_file_path = ROOT/s%slog
+begin routers
+out:
+  driver = manualroute
+  route_list = * 127.0.0.1::PORT
+  self = send
+  transport = smtp
+begin transports
+smtp:
+  driver = smtp
+  allow_localhost
+  dkim_domain = example.test
+  dkim_selector = sel
+  dkim_private_key = KEYFILE
+"""
+
+
+def test_exim_verifies_pyxims_signature(dns_server: DnsServer) -> None:
+    """pyxim signs on its smtp transport; the message as a pyxim daemon received it verifies in Exim."""
+    from pyxim.spool.format import SpoolMessage
+    from tests.integration.test_daemon import stop_daemon
+    from tests.support.dnsserver import free_port
+    from tests.support.servers import start_pyxim_daemon
+
+    work = _workdir()
+    port = free_port()
+    try:
+        recv = work / "recv.conf"
+        recv.write_text(f"primary_hostname = recv.example\nspool_directory = {work}/rspool\n"
+                        f"log_file_path = {work}/r%slog\nqueue_only\nacl_smtp_rcpt = accept\n")
+        receiver = start_pyxim_daemon(recv, port)
+        try:
+            send = work / "send.conf"
+            key = Path(__file__).resolve().parents[1] / "fixtures" / "dkim-test.key"
+            send.write_text(SIGNER.replace("ROOT", str(work)).replace("PORT", str(port)).replace("KEYFILE", str(key)))
+            subprocess.run([sys.executable, "-m", "pyxim", "-C", str(send), "-odi", "-f", "a@example.test",
+                            "b@x.example"], input=BODY.replace(b"\r\n", b"\n"), check=True, timeout=60)
+        finally:
+            stop_daemon(receiver)
+        header_file = next((work / "rspool" / "input").rglob("*-H"))
+        spooled = SpoolMessage.parse_header_file(header_file.read_bytes())
+        data_file = header_file.with_name(header_file.name[:-2] + "-D")
+        body = data_file.read_bytes().split(b"\n", 1)[1]
+        received = "".join(h.text for h in spooled.headers if h.type != "*").encode() + b"\n" + body
+        assert received.startswith(b"Received:") and b"DKIM-Signature: v=1; a=rsa-sha256;" in received
+        resolv = work / "resolv.conf"
+        resolv.write_text("nameserver 127.0.0.1\n")
+        os.chmod(resolv, 0o644)
+        exim_conf = _conf(work, "exim.conf")
+        script = (f"ip link set lo up && mount --bind {resolv} /etc/resolv.conf && "
+                  f"exec {sys.executable} -m tests.support.dnsserver --port 53 -- {EXIM} -C {exim_conf} "
+                  "-bh 198.51.100.9")
+        exim = subprocess.run(["unshare", "--mount", "--net", "--", "sh", "-c", script],
+                              input=_session(received.replace(b"\n", b"\r\n")), capture_output=True, cwd=ROOT,
+                              timeout=120)
+        lines = _log_lines((exim.stdout + exim.stderr).decode(errors="replace"))
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    assert any("signer=example.test status=pass" in line for line in lines), lines
+    assert any(" DKIM=example.test " in line for line in lines), lines

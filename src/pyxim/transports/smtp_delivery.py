@@ -535,6 +535,12 @@ def deliver(call: TransportCall) -> DeliveryResult:
     except TransportWriteError as exc:
         return SmtpResult("defer", f"failed to expand headers_add or headers_remove: {exc.reason}",
                           errno=ERRNO_EXPANDFAIL)
+    from pyxim.transports.dkim_sign import DkimSignError, sign
+
+    try:
+        data = sign(call, data)  # DKIM signatures go first, over what is sent
+    except DkimSignError as exc:
+        return SmtpResult("defer", str(exc))
     envelope = _envelope(call, data)
     base = ClientOptions(
         helo=_helo(call),
