@@ -35,6 +35,8 @@ dkim:
   accept
 data:
   warn  logwrite = signers=$dkim_signers
+  warn  spf = pass : fail : softfail : neutral : none : permerror : temperror
+  warn  logwrite = AR[${authresults{t.example}}]
   accept
 """
 
@@ -70,7 +72,8 @@ def _conf(work: Path, name: str, extra: str = "") -> Path:
 
 def _session(message: bytes) -> bytes:
     data = message.replace(b"\r\n.", b"\r\n..")
-    return (b"EHLO client.example.test\r\nMAIL FROM:<a@example.test>\r\nRCPT TO:<b@x.example>\r\nDATA\r\n"
+    return (b"EHLO client.example.test\r\nMAIL FROM:<a@spf-pass.example.test>\r\nRCPT TO:<b@x.example>\r\n"
+            b"DATA\r\n"
             + data + b".\r\nQUIT\r\n")
 
 
@@ -78,7 +81,7 @@ def _log_lines(text: str) -> list[str]:
     out = []
     for line in text.split("\n"):
         if line.startswith("LOG: ") and ("signer=" in line or "dkim_status" in line or "signers=" in line
-                                         or "DKIM" in line):
+                                         or "DKIM" in line or "AR[" in line):
             # the log lines as Exim writes them (DKIM: … and DKIM= on the <= line), message ids masked
             out.append(re.sub(r"[0-9A-Za-z]{6}-[0-9A-Za-z]{6}-[0-9A-Za-z]{2}", "ID", line))
     return out

@@ -49,7 +49,8 @@ def session(command: list[str]) -> tuple[list[str], list[str]]:
     lines = []
     for line in log.splitlines():
         line = re.sub(r"[0-9A-Za-z]{6}-[0-9A-Za-z]{6}-[0-9A-Za-z]{2}", "ID", line[20:])
-        if re.search(r" by root$|Completed|<= <>|Frozen", line):
+        # (Exim delivers the bounce -Mg makes in the background: its own later lines come and go)
+        if re.search(r" by root$|Completed|<= <>", line):
             lines.append(re.sub(r" U=\S+| S=\d+", "", line))
     return printed, lines
 

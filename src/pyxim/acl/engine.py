@@ -430,7 +430,8 @@ def _mod_control(run: AclRun, value: str) -> None:
 
 
 def _mod_logwrite(run: AclRun, value: str) -> None:
-    run.state.log_lines.append((False, run.expand(value)))
+    # a logwrite line stays one log line: Exim writes a newline in it as \n
+    run.state.log_lines.append((False, run.expand(value).replace("\n", "\\n")))
 
 
 def _mod_delay(run: AclRun, value: str) -> None:

@@ -29,6 +29,7 @@ class DkimResults:
     variables: dict[str, dict[str, str]] = field(default_factory=dict)
     log: list[str] = field(default_factory=list)  # what verification has to say in the main log
     passed: str = ""  # the domain of the first signature that verified (DKIM= on the <= line)
+    signatures: list[dict[str, str]] = field(default_factory=list)  # each signature's $dkim_* values, in order
 
 
 DkimVerifier = Callable[["ExpansionContext", bytes], DkimResults]

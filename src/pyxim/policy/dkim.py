@@ -96,6 +96,7 @@ def verify(ctx: ExpansionContext, message: bytes) -> DkimResults:
             results.log.append(f"DKIM: d={domain} s={values['dkim_selector']} [failed key import]")
         elif reason == "signature_incorrect":
             results.log.append("DKIM: validation error: Public key signature verification has failed.")
+        results.signatures.append(values)
         for signer in (domain, identity):
             if signer and signer.lower() not in results.variables:
                 results.variables[signer.lower()] = values
@@ -125,3 +126,35 @@ def cond_dkim_signers(run: AclRun, value: str) -> bool:
     if "@" in signer:
         return match_address_list(run.ctx, signer, listtext)
     return match_domain_list(run.ctx, signer, listtext)
+
+
+# What ${authresults} says for each signature (Exim's wording, RFC 8601 results)
+_AUTHRES = {
+    ("fail", "bodyhash_mismatch"): "fail (body hash mismatch; body probably modified in transit)",
+    ("fail", "signature_incorrect"): "fail (signature did not verify; headers probably modified in transit)",
+    ("invalid", "pubkey_unavailable"): "tmperror (pubkey unavailable)",
+    ("invalid", "pubkey_dns_syntax"): "neutral (public key record import problem)",
+}
+
+
+def _authres(ev) -> list[str]:  # type: ignore[no-untyped-def]
+    """The dkim clauses of ${authresults}: one per signature checked."""
+    clauses = []
+    for values in ev.ctx.lookup_cache.get(SIGNATURES_KEY, []):
+        status = values["dkim_verify_status"]
+        tags = (f"header.d={values['dkim_domain']}"
+                + (f" header.i={values['dkim_identity']}" if values["dkim_identity"] else "")
+                + f" header.s={values['dkim_selector']} header.a={values['dkim_algo']}")
+        if status == "pass":
+            clauses.append(f"dkim=pass {tags}")
+        else:
+            word = _AUTHRES.get((status, values["dkim_verify_reason"]), "neutral (unspecified problem)")
+            clauses.append(f"dkim={word}\n\t\t {tags}")
+    return clauses
+
+
+SIGNATURES_KEY = ("pyxim", "dkim-signatures")
+
+from pyxim.expand.authres import contributor  # noqa: E402
+
+contributor(30)(_authres)

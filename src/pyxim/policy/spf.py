@@ -128,3 +128,19 @@ def cond_spf(run: AclRun, value: str) -> bool:
 @acl_condition("spf_guess")
 def cond_spf_guess(run: AclRun, value: str) -> bool:
     return _condition(run, value, guess=True)
+
+
+def _authres(ev) -> list[str]:  # type: ignore[no-untyped-def]
+    """The spf clause of ${authresults} (RFC 8601), once an spf condition has run."""
+    result = str(ev.ctx.variables.get("spf_result") or "")
+    if not result:
+        return []
+    sender = str(ev.ctx.variables.get("sender_address") or "")
+    if sender:
+        return [f"spf={result} smtp.mailfrom={sender.rpartition('@')[2]}"]
+    return [f"spf={result} smtp.helo={ev.ctx.variables.get('sender_helo_name') or ''}"]
+
+
+from pyxim.expand.authres import contributor  # noqa: E402
+
+contributor(20)(_authres)

@@ -204,19 +204,20 @@ class SmtpSession:
     def _dkim_acl(self, data: bytes) -> AclResult | None:
         """acl_smtp_dkim once per signer in dkim_verify_signers (Exim's order:
         before the MIME and DATA ACLs); None when there is nothing to run."""
-        if not self.config.main.get("acl_smtp_dkim"):
-            return None
         if any(c.split("/", 1)[0] == "dkim_disable_verify" for c in self.acl_state.controls):
             return None
         from pyxim.lists import iterate_list
         from pyxim.policy import UNSIGNED, dkim_verify, ensure_dkim_verifier
 
         ensure_dkim_verifier()
-
+        # Exim verifies every signature whether or not there is a DKIM ACL ($dkim_*, ${authresults}, DKIM=)
         found = dkim_verify(self.ctx, data)
         self.dkim_passed = found.passed
+        self.ctx.lookup_cache[("pyxim", "dkim-signatures")] = found.signatures  # for ${authresults}
         for line in found.log:
             self.log(f"{self.current_message_id} {line}")
+        if not self.config.main.get("acl_smtp_dkim"):
+            return None
         self.ctx.variables["dkim_signers"] = Tainted(":".join(found.signers)) if found.signers else ""
         try:
             wanted = expand_string(str(self.config.main.get("dkim_verify_signers") or ""), self.ctx)
