@@ -18,6 +18,7 @@ from pyxim.expand.context import ExpansionContext
 from pyxim.expand.evaluate import Evaluation
 from pyxim.expand.parser import parse, parse_condition_text
 from pyxim.expand.taint import Tainted, is_tainted
+from pyxim.policy import srs as _srs  # noqa: F401,E402  (${srs_encode}, inbound_srs)
 
 __all__ = [
     "ExpansionContext",
