@@ -44,6 +44,7 @@ PYXIM_ONLY = (
     "dns_nameservers",
     "limits_advertise_hosts",
     "dsn_extra_info",
+    "queue_run_interval",
     "arc_sign",
     "server_tls",
 )

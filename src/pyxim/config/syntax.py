@@ -20,6 +20,7 @@ starting with an upper-case letter); this module only provides the table.
 from __future__ import annotations
 
 import os
+import pwd
 import re
 from dataclasses import dataclass
 
@@ -192,7 +193,28 @@ def builtin_macros() -> dict[str, str]:
             names.append(f"_DRIVER_{word}_{driver.upper()}")
             private = set(options_for(kind, driver) or {}) - set(generic_options(kind))
             names += [f"_OPT_{word}_{driver.upper()}_{o.upper()}" for o in private if not o.startswith("*")]
-    return {name: "y" for name in sorted(set(names), reverse=True)}
+    macros = {name: "y" for name in sorted(set(names), reverse=True)}
+    macros.update(_running_macros())
+    return dict(sorted(macros.items(), reverse=True))
+
+
+def data_directory() -> str:
+    """Where an unprivileged pyxim keeps its spool, logs and mailboxes: $XDG_DATA_HOME/pyxim."""
+    base = os.environ.get("XDG_DATA_HOME") or os.path.join(os.path.expanduser("~"), ".local", "share")
+    return os.path.join(base, "pyxim")
+
+
+def _running_macros() -> dict[str, str]:
+    """Builtins that describe how pyxim runs. `_HAVE_PYXIM` lets one file serve Exim and pyxim
+    (`.ifdef` around pyxim's own options); the others are for the embedded default
+    configuration: without root it cannot use system paths, port 25 or system mailboxes."""
+    if os.geteuid() == 0:
+        return {"_HAVE_PYXIM": "y"}
+    try:
+        user = pwd.getpwuid(os.geteuid()).pw_name
+    except KeyError:
+        user = str(os.geteuid())
+    return {"_HAVE_PYXIM": "y", "_PYXIM_UNPRIVILEGED": "y", "_PYXIM_DATA_DIR": data_directory(), "_PYXIM_USER": user}
 
 
 class Reader:

@@ -413,6 +413,13 @@ def run_daemon(config_path: str | None, macros: dict[str, str], listen: str | No
             raise ConfigError(f"bad time value {queue_interval} for -q")
         daemon.queue_interval = float(seconds)
         daemon.queue_flag = f"-q{queue_interval}"
+    elif daemon.config.main.get("queue_run_interval"):
+        # the configuration's own interval (the embedded default has one): as if -q<time> was given
+        from pyxim.config.options import print_time
+
+        seconds = int(daemon.config.main["queue_run_interval"])
+        daemon.queue_interval = float(seconds)
+        daemon.queue_flag = f"-q{print_time(seconds)}"
     if detach:
         if os.fork():
             return 0
