@@ -45,6 +45,7 @@ PYXIM_ONLY = (
     "limits_advertise_hosts",
     "dsn_extra_info",
     "queue_run_interval",
+    "srs_use_srs1",
     "arc_sign",
     "server_tls",
 )

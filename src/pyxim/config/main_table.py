@@ -312,6 +312,7 @@ MAIN_OPTIONS: list[OptionDef] = [
     opt("dns_nameservers"),  # pyxim: resolvers to ask, written like local_interfaces (ip.port)
     opt("dsn_extra_info", "bool", True),  # pyxim: the experimental DSN extra fields in bounces (Exim's DSN_INFO)
     opt("limits_advertise_hosts", "string", "*"),  # RFC 9422 LIMITS (Exim 4.98)
+    opt("srs_use_srs1", "bool", False),  # pyxim: ${srs_encode} wraps SRS addresses as SRS1
     opt("queue_run_interval", "time", 0),  # pyxim: -bd without -q<time> starts queue runs this often
 ]
 
