@@ -215,6 +215,9 @@ def test_no_trace_outside_bh(work: Path) -> None:
     """-bs runs the same ACLs without a word of trace."""
     conf = _conf(work, "basic")
     feed = "".join(line + "\r\n" for line in SESSION["basic"]).encode()
-    proc = subprocess.run([sys.executable, "-m", "pyxim", "-C", str(conf), "-bs"], input=feed,
+    # a real session logs: keep its log in the test's directory, not /var/log/pyxim
+    logs = f"-DLOGS=log_file_path = {work}/%slog"
+    conf.write_text("LOGS\n" + conf.read_text())
+    proc = subprocess.run([sys.executable, "-m", "pyxim", "-C", str(conf), logs, "-bs"], input=feed,
                           capture_output=True, timeout=60, cwd=ROOT)
     assert b">>>" not in proc.stderr and b">>>" not in proc.stdout
