@@ -53,3 +53,63 @@ def test_retry_schedule(tmp_path: Path) -> None:
     assert attempt(61) == "completed"  # past the rule's 1-hour cutoff: the address fails
     assert f"{mid} ** later@t.example: retry timeout exceeded" in lines
     assert any(" <= <> R=" + mid in line for line in lines)  # and the sender is told
+
+
+HOST_CONF = """\
+primary_hostname = t.example
+qualify_domain = t.example
+spool_directory = ROOT/spool
+begin routers
+hole:
+  driver = redirect
+  domains = t.example
+  data = :blackhole:
+dead:
+  driver = manualroute
+  route_list = * 127.0.0.3
+  self = send
+  transport = remote
+begin transports
+remote:
+  driver = smtp
+  port = PORT
+  connect_timeout = 2s
+begin retry
+*   *   F,1h,10m
+"""
+
+
+def test_host_retry_schedule(tmp_path: Path) -> None:
+    """A host that refuses connections: a second message waits for the host's retry time, a forced
+    delivery tries it, and past the rule's cutoff the addresses fail."""
+    from tests.support.dnsserver import free_port
+
+    text = HOST_CONF.replace("ROOT", str(tmp_path)).replace("PORT", str(free_port("127.0.0.3")))
+    (tmp_path / "c.conf").write_text(text)
+    config = load_config(str(tmp_path / "c.conf"))
+    spool = Spool(tmp_path / "spool")
+    start = 1_800_000_000.0
+    ids = []
+    for n in range(2):
+        mid = MessageIdGenerator().new_id()
+        spool.write(SpoolMessage(mid, "s@t.example", [Recipient(f"r{n}@remote.example")],
+                                 [SpoolHeader.of("Subject: r\n")], start), b"body\n")
+        ids.append(mid)
+    lines: list[str] = []
+
+    def attempt(n: int, minutes: float, force: bool = False) -> str:
+        now = start + minutes * 60
+        return deliver_message(config, spool, ids[n], lines.append, clock=lambda: now, ignore_retry=force).state
+
+    assert attempt(0, 0) == "deferred"
+    assert lines[-1] == f"{ids[0]} == r0@remote.example R=dead T=remote defer (111): Connection refused"
+    assert attempt(1, 1) == "deferred"  # the other message: the host is not tried
+    assert lines[-1] == (f"{ids[1]} == r1@remote.example R=dead T=remote defer (-54): "
+                         "retry time not reached for any host for 'remote.example'")
+    assert attempt(1, 2, force=True) == "deferred"  # -M: tried all the same
+    assert lines[-1].endswith("defer (111): Connection refused")
+    # the forced try at 2 minutes set the next try to 12
+    assert attempt(0, 11) == "deferred" and lines[-1].endswith("retry time not reached for any host for 'remote.example'")
+    assert attempt(0, 13) == "deferred" and lines[-1].endswith("defer (111): Connection refused")
+    assert attempt(0, 61) == "completed"  # past the 1-hour cutoff: the host has timed out
+    assert f"{ids[0]} ** r0@remote.example: retry timeout exceeded" in lines

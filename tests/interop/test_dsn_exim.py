@@ -53,14 +53,18 @@ SESSIONS = {
 }
 
 
-def run(command: list[str], envelope: str) -> tuple[bytes, list[str]]:
+def run(command: list[str], envelope: str, config: str = CONFIG, files: dict[str, str] | None = None,
+        ) -> tuple[bytes, list[str]]:
     root = Path(tempfile.mkdtemp(prefix="pyxim-dsn-"))
     try:
         root.chmod(0o777)
         (root / "mail").mkdir()
         (root / "mail").chmod(0o777)
+        for name, text in (files or {}).items():
+            (root / name).write_text(text)
+            (root / name).chmod(0o644)
         conf = root / "c.conf"
-        conf.write_text(CONFIG.replace("ROOT", str(root)))
+        conf.write_text(config.replace("ROOT", str(root)))
         conf.chmod(0o644)
         script = f"EHLO x\r\n{envelope}DATA\r\nSubject: dsn test\r\n\r\nbody\r\n.\r\nQUIT\r\n"
         subprocess.run(command + ["-C", str(conf), "-bs", "-odi"], input=script.encode(), capture_output=True,
@@ -118,7 +122,8 @@ begin retry
 """
 
 
-def delayed_queue_run(command: list[str], hours: int, extra_header: str = "") -> tuple[bytes, list[str], str]:
+def delayed_queue_run(command: list[str], hours: int, extra_header: str = "", config: str = WARN_CONFIG,
+                      files: dict[str, str] | None = None) -> tuple[bytes, list[str], str]:
     """A message on the queue for `hours` with two deferred recipients; one -q."""
     import time
 
@@ -140,8 +145,10 @@ def delayed_queue_run(command: list[str], hours: int, extra_header: str = "") ->
                                  headers, time.time() - hours * 3600,
                                  options={"helo_name": Tainted("x"), "received_protocol": "esmtp",
                                           "body_linecount": "1"}), b"old\n")
+        for name, text in (files or {}).items():
+            (root / name).write_text(text)
         conf = root / "c.conf"
-        conf.write_text(WARN_CONFIG.replace("ROOT", str(root)))
+        conf.write_text(config.replace("ROOT", str(root)))
         for dirpath, _dirs, files in os.walk(root):
             os.chmod(dirpath, 0o777)
             for f in files:
@@ -205,3 +212,56 @@ def test_redirected_recipient_is_reported_once_as_received() -> None:
         results.append(re.sub(rb"Received: from \S+ by", b"Received: from USER by", report))
     assert results[0].count(b"<team@t.example> (relayed via non") == 1
     assert results[1] == results[0]
+
+
+BOUNCE_TEMPLATE = """\
+Subject: Bounced for $bounce_recipient
+X-Limit: $bounce_return_size_limit
+****
+Sorry, your mail to these could not go:
+****
+Pipe said:
+****
+Here is your message back (limit $bounce_return_size_limit):
+****
+"""
+
+WARN_TEMPLATE = """\
+Subject: Still waiting after $warn_message_delay
+X-Who: $warn_message_recipients
+****
+Your message to the addresses below has waited $warn_message_delay:
+****
+We keep trying.
+****
+"""
+
+
+@pytest.mark.parametrize("extra", [
+    "bounce_message_file = ROOT/bounce.tmpl",
+    "bounce_message_file = ROOT/missing.tmpl",
+    "bounce_message_text = Hello from the postmaster.\nerrors_reply_to = pm@t.example",
+])
+def test_bounce_templates_match_exim(extra: str) -> None:
+    """bounce_message_file's items (headers, intro; Exim 4.96 uses no others), bounce_message_text
+    and errors_reply_to: the bounce is byte for byte exim4's."""
+    config = CONFIG.replace("dsn_advertise_hosts = *\n", f"dsn_advertise_hosts = *\n{extra}\n")
+    session = "MAIL FROM:<sender@t.example>\r\nRCPT TO:<gone@t.example>\r\n"
+    files = {"bounce.tmpl": BOUNCE_TEMPLATE}
+    exim = run([oracle.EXIM], session, config, files)
+    assert exim[1], "exim logged nothing"
+    assert run([sys.executable, "-m", "pyxim"], session, config, files) == exim
+    if "bounce.tmpl" in extra:
+        assert b"Subject: Bounced for sender@t.example\nX-Limit: 102400\n" in exim[0]
+
+
+@pytest.mark.parametrize("extra", ["warn_message_file = ROOT/warn.tmpl", "errors_reply_to = pm@t.example"])
+def test_warning_templates_match_exim(extra: str) -> None:
+    """warn_message_file (headers, intro, the text after the list) and the original's Date: line."""
+    config = WARN_CONFIG.replace("qualify_domain = t.example\n", f"qualify_domain = t.example\n{extra}\n")
+    files = {"warn.tmpl": WARN_TEMPLATE}
+    date = "Date: Tue, 01 Dec 2026 10:00:00 +0000\n"
+    exim = delayed_queue_run([oracle.EXIM], 25, date, config, files)
+    assert delayed_queue_run([sys.executable, "-m", "pyxim"], 25, date, config, files) == exim
+    if "warn.tmpl" in extra:
+        assert b"Subject: Still waiting after 24 hours\n" in exim[0] and b"\nWe keep trying.\n" in exim[0]

@@ -14,6 +14,7 @@ Transports register a delivery function for their driver name here.
 from __future__ import annotations
 
 from collections.abc import Callable
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -48,6 +49,10 @@ class TransportCall:
     # transaction with `address`; the result then has `per_address` filled for each of them
     batch: list[tuple[str, str]] = field(default_factory=list)
     no_dsn: bool = False  # dsn_lasthop: do not pass DSN options (NOTIFY, ORCPT, RET, ENVID) on
+    # remote transports keep per-host retry state: a forced delivery (-M, -qf) tries hosts whose retry
+    # time has not come; `now` is the delivery's clock (tests control it)
+    ignore_retry: bool = False
+    now: float = 0.0
 
 
 @dataclass(slots=True)
@@ -72,10 +77,23 @@ class DeliveryResult:
     # a remote failure: what the experimental DSN extra information reports (ip, port, greeting,
     # helo_response, diagnostic)
     dsn_info: dict[str, str] = field(default_factory=dict)
+    # a deferral the transport has kept retry state for itself (Exim's host retry records "T:host:ip"):
+    # the address gets no retry record of its own; retry_expired: every host is past its last cutoff,
+    # so the address fails ("retry timeout exceeded")
+    host_retry: bool = False
+    retry_expired: bool = False
 
 
 TransportFunc = Callable[[TransportCall], DeliveryResult]
 TRANSPORTS: dict[str, TransportFunc] = {}
+
+# A queue run that knows where its later messages go (the second pass of -qq) names those hosts'
+# IP addresses here: a remote transport then keeps its connection to such a host open after a
+# delivery, and the next message for it goes down the same connection (Exim's continued delivery,
+# logged with "*" after the host). None elsewhere: connections are closed after each message.
+CONTINUE_HOSTS: ContextVar[frozenset[str] | None] = ContextVar("continue_hosts", default=None)
+# what closes the connections kept open when the queue run ends (registered by transports)
+CONNECTION_CLOSERS: list[Callable[[], None]] = []
 
 
 def transport(driver: str) -> Callable[[TransportFunc], TransportFunc]:

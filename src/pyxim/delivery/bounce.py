@@ -82,6 +82,12 @@ def _spool_report(config: Config, spool: Spool, message: SpoolMessage, report: _
     return report.new_id
 
 
+def _reply_to(config: Config) -> list[tuple[str, str]]:
+    """errors_reply_to: a Reply-To: on bounces and warnings."""
+    value = config.main.get("errors_reply_to")
+    return [(f"Reply-To: {value}\n", "R")] if value else []
+
+
 def _references(message: SpoolMessage) -> list[tuple[str, str]]:
     """References: the original's Message-Id, when it has one."""
     own_id = next((h.text.split(":", 1)[1].strip() for h in message.headers if h.type == "I"), "")
@@ -97,13 +103,82 @@ def _mime_headers(report: _Report, subject: str | None = None) -> list[tuple[str
     return out + [(f"Message-Id: <E{report.new_id}@{report.host}>\n", "I"), (f"Date: {report.date}\n", " ")]
 
 
+def _template(config: Config, option: str, message: SpoolMessage, body: bytes,
+              variables: dict[str, str], log) -> list[str | None] | None:  # type: ignore[no-untyped-def]
+    """bounce_message_file / warn_message_file: the template's items (text between "****" lines),
+    each expanded with the report's variables set; None for an empty item or one that does not
+    expand (its default text is used then, as in Exim), None for the whole when there is no file."""
+    path = config.main.get(option)
+    if not path:
+        return None
+    from pyxim.delivery.engine import _context
+    from pyxim.errors import ExpansionError, ForcedFail
+    from pyxim.expand import expand_string
+
+    ctx = _context(config, message, body, None)
+    try:
+        name = expand_string(str(path), ctx)
+        with open(name, encoding="utf-8", errors="surrogateescape") as f:
+            text = f.read()
+    except (OSError, ExpansionError, ForcedFail) as exc:
+        # Exim carries on with its default wording and says why in the main log
+        log(f"Failed to open {option} {path}: {getattr(exc, 'strerror', None) or exc}")
+        return None
+    ctx.variables.update(variables)
+    items: list[str | None] = []
+    current: list[str] = []
+    for line in text.splitlines(keepends=True):
+        if line.rstrip("\n") == "****":
+            items.append("".join(current))
+            current = []
+        else:
+            current.append(line)
+    items.append("".join(current))
+    out: list[str | None] = []
+    for item in items:
+        if not item:
+            out.append(None)
+            continue
+        try:
+            out.append(expand_string(item, ctx) or None)
+        except (ExpansionError, ForcedFail):
+            out.append(None)
+    return out
+
+
+def _item(items: list[str | None] | None, n: int) -> str | None:
+    return items[n] if items is not None and n < len(items) else None
+
+
+def _template_headers(text: str) -> list[tuple[str, str]]:
+    """A template's header item: one spool header per header line (continuations kept with theirs)."""
+    out: list[str] = []
+    for line in text.splitlines(keepends=True):
+        if not line.strip():
+            break  # a blank line would end the header section: what follows it is not a header
+        if line[0] in " \t" and out:
+            out[-1] += line
+        else:
+            out.append(line)
+    texts = [h if h.endswith("\n") else h + "\n" for h in out]
+    return [(t, SpoolHeader.of(t).type) for t in texts]
+
+
 def bounce_text(
     config: Config, message: SpoolMessage, body: bytes, failed: list[tuple[str, str, str]], boundary: str,
-    info: dict[str, dict[str, str]] | None = None,
+    info: dict[str, dict[str, str]] | None = None, intro: str | None = None,
 ) -> bytes:
-    """The bounce's body: explanation, delivery-status part, the returned message."""
+    """The bounce's body: explanation, delivery-status part, the returned message.
+
+    `intro`: the template's second item (bounce_message_file), which replaces the default text
+    before the list of addresses; bounce_message_text goes after the default's first line."""
     host = _hostname(config)
-    parts = [f"--{boundary}\nContent-type: text/plain; charset=us-ascii\n\n", _INTRO]
+    if intro is None:
+        extra = str(config.main.get("bounce_message_text") or "")
+        intro = _INTRO if not extra else _INTRO.replace("software.\n", f"software.\n{extra}", 1)
+    else:
+        intro += "\n"
+    parts = [f"--{boundary}\nContent-type: text/plain; charset=us-ascii\n\n", intro]
     for address, reason, original in failed:
         parts.append(f"  {address}\n")
         if original != address:
@@ -163,16 +238,25 @@ def send_bounce(
         return None
     report = _new_report(config)
     failed_list = ",\n  ".join(a for a, _, _ in failed)
+    limit = int(config.main.get("bounce_return_size_limit") or 102400)
+    items = _template(config, "bounce_message_file", message, body,
+                      {"bounce_recipient": recipient, "bounce_return_size_limit": str(limit)}, log)
+    mime = _mime_headers(report, "Mail delivery failed: returning message to sender")
+    heading = _item(items, 0)
+    if heading is not None:
+        # the template's first item stands where Exim's own Subject: line would be
+        mime[2:3] = _template_headers(heading)
     header_texts = [
         (_received(config, report.host, report.new_id, recipient, report.date), "P"),
         (f"X-Failed-Recipients: {failed_list}\n", " "),
+        *_reply_to(config),
         ("Auto-Submitted: auto-replied\n", " "),
         (f"From: Mail Delivery System <Mailer-Daemon@{report.host}>\n", "F"),
         (f"To: {recipient}\n", "T"),
         *_references(message),
-        *_mime_headers(report, "Mail delivery failed: returning message to sender"),
+        *mime,
     ]
-    text = bounce_text(config, message, body, failed, report.boundary, info)
+    text = bounce_text(config, message, body, failed, report.boundary, info, intro=_item(items, 1))
     return _spool_report(config, spool, message, report, recipient, header_texts, text, log)
 
 NOTIFY_NEVER, NOTIFY_SUCCESS, NOTIFY_FAILURE, NOTIFY_DELAY = 0x02, 0x04, 0x08, 0x10
@@ -253,40 +337,60 @@ def send_delay_warning(
     report = _new_report(config)
     host, boundary = report.host, report.boundary
     delay = _delay_text(threshold)
-    subject = next((h.text.split(":", 1)[1].strip() for h in message.headers
-                    if h.type != "*" and h.text.split(":", 1)[0].strip().lower() == "subject"), None)
-    parts = [f"--{boundary}\nContent-type: text/plain; charset=us-ascii\n\n",
-             "This message was created automatically by mail delivery software.\n",
-             "A message that you sent has not yet been delivered to one or more of its\n",
-             f"recipients after more than {delay} on the queue on {host}.\n\n",
-             f"The message identifier is:     {message.message_id}\n"]
-    if subject is not None:
-        parts.append(f"The subject of the message is: {subject}\n")
-    parts.append("\n")
-    if len(deferred) == 1:
-        parts.append("The address to which the message has not yet been delivered is:\n\n")
+    items = _template(config, "warn_message_file", message, body,
+                      {"warn_message_delay": delay, "warn_message_recipients": message.sender}, log)
+    intro = _item(items, 1)
+    parts = [f"--{boundary}\nContent-type: text/plain; charset=us-ascii\n\n"]
+    if intro is not None:
+        parts.append(intro)
     else:
-        parts.append("The addresses to which the message has not yet been delivered are:\n\n")
+        parts += ["This message was created automatically by mail delivery software.\n",
+                  "A message that you sent has not yet been delivered to one or more of its\n",
+                  f"recipients after more than {delay} on the queue on {host}.\n\n",
+                  f"The message identifier is:     {message.message_id}\n"]
+        # the original's Subject: and Date: as they stand in its header, in their order (as Exim)
+        for h in message.headers:
+            name = h.text.split(":", 1)[0].strip().lower()
+            if h.type != "*" and name == "subject":
+                parts.append(f"The subject of the message is: {h.text[9:]}")
+            elif h.type != "*" and name == "date":
+                parts.append(f"The date of the message is:    {h.text[6:]}")
+        parts.append("\n")
+        if len(deferred) == 1:
+            parts.append("The address to which the message has not yet been delivered is:\n")
+        else:
+            parts.append("The addresses to which the message has not yet been delivered are:\n")
+    parts.append("\n")
     for address, reason in deferred:
         parts.append(f"  {address}\n")
         if reason:
             parts.append(f"    Delay reason: {reason}\n")
-    parts.append("\nNo action is required on your part. Delivery attempts will continue for\n"
-                 "some time, and this warning may be repeated at intervals if the message\n"
-                 "remains undelivered. Eventually the mail delivery software will give up,\n"
-                 "and when that happens, the message will be returned to you.\n")
+    parts.append("\n")
+    if items is not None:
+        # with a template only its third item follows the list (nothing when it is empty)
+        parts.append(_item(items, 2) or "")
+    else:
+        parts.append("No action is required on your part. Delivery attempts will continue for\n"
+                     "some time, and this warning may be repeated at intervals if the message\n"
+                     "remains undelivered. Eventually the mail delivery software will give up,\n"
+                     "and when that happens, the message will be returned to you.\n")
     parts.append(f"\n--{boundary}\nContent-type: message/delivery-status\n\nReporting-MTA: dns; {host}\n\n")
     for address, _reason in deferred:
         parts.append(f"Action: delayed\nFinal-Recipient: rfc822;{address}\nStatus: 4.0.0\n\n")
     parts.append(f"--{boundary}\nContent-type: text/rfc822-headers\n\n")
     text = "".join(parts).encode("utf-8", "surrogateescape") + _returned_headers(message) + b"\n"
     text += f"\n--{boundary}--\n".encode()
+    mime = _mime_headers(report, f"Warning: message {message.message_id} delayed {delay}")
+    heading = _item(items, 0)
+    if heading is not None:
+        mime[2:3] = _template_headers(heading)
     header_texts = [
         (_received(config, host, report.new_id, message.sender, report.date), "P"),
+        *_reply_to(config),
         ("Auto-Submitted: auto-replied\n", " "),
         (f"From: Mail Delivery System <Mailer-Daemon@{host}>\n", "F"),
         (f"To: {message.sender}\n", "T"),
         *_references(message),
-        *_mime_headers(report, f"Warning: message {message.message_id} delayed {delay}"),
+        *mime,
     ]
     return _spool_report(config, spool, message, report, message.sender, header_texts, text, log)

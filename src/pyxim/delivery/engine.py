@@ -50,6 +50,9 @@ class AttemptOutcome:
     relayed: list[tuple[str, str, str]] = field(default_factory=list)
     errors_to: dict[str, str] = field(default_factory=dict)  # failed address -> its router's errors_to
     dsn_info: dict[str, dict[str, str]] = field(default_factory=dict)  # failed address -> DSN extra information
+    # remote=False (-qq's first pass): the first host of each remote address routed and left for later
+    remote_hosts: list[str] = field(default_factory=list)
+    freeze: bool = False  # a router deferred an address asking for the message to be frozen
 
 
 @contextlib.contextmanager
@@ -74,12 +77,16 @@ def _locked(spool: Spool, message_id: str) -> Iterator[bool]:
 
 def deliver_message(
     config: Config, spool: Spool, message_id: str, log: LogFunc, *, force: bool = False,
-    ignore_retry: bool | None = None, clock: Callable[[], float] | None = None,
+    ignore_retry: bool | None = None, clock: Callable[[], float] | None = None, remote: bool = True,
+    queue_running: bool = True,
 ) -> AttemptOutcome:
     """One delivery attempt for one message (Exim's deliver_message).
 
     `force` delivers a frozen message too (-M, -qff); `ignore_retry` tries
-    addresses whose retry time has not come (-M, -qf; default: as `force`)."""
+    addresses whose retry time has not come (-M, -qf; default: as `force`);
+    `remote` False routes remote addresses without delivering them (the first pass of -qq);
+    `queue_running` False (a delivery right after reception) disregards the retry times of
+    addresses, as Exim does outside queue runs (a remote host's retry time still counts)."""
     if ignore_retry is None:
         ignore_retry = force
     with _locked(spool, message_id) as mine:
@@ -114,7 +121,9 @@ def deliver_message(
         if "frozen" in message.options:
             del message.options["frozen"]
             log(f"{message_id} Unfrozen by forced delivery")
-        outcome = _attempt(config, spool, message, body, log, clock, ignore_retry)
+        outcome = _attempt(config, spool, message, body, log, clock, ignore_retry, remote, queue_running)
+        if remote:
+            message.options.pop("deliver_firsttime", None)  # tried once: -qi passes it by from now on
         if outcome.failed and discard_bounce:
             for address, _reason, original in outcome.failed:
                 if original not in message.non_recipients:
@@ -152,6 +161,10 @@ def deliver_message(
                 bounce_id = send_bounce(config, spool, message, body, items, log, to=to, info=outcome.dsn_info)
                 if bounce_id is not None:
                     outcome.bounces.append(bounce_id)
+        if outcome.freeze:
+            # a router asked for it (host_find_failed, host_all_ignored or self = freeze)
+            message.options["frozen"] = str(int(now))
+            log(f"{message_id} Frozen")
         done = set(message.non_recipients)
         if all(r.address in done for r in message.recipients):
             spool.remove(message_id)
@@ -217,6 +230,44 @@ def _cancel(config: Config, spool: Spool, message: SpoolMessage, body: bytes, lo
     return outcome
 
 
+def _max_parallel(inst: DriverInstance, ctx: ExpansionContext) -> int | DeliveryResult:
+    """The generic transport option max_parallel (expanded): how many deliveries by this transport
+    may run at once across every process on this spool; 0 for no limit."""
+    text = inst.options.get("max_parallel")
+    if not text:
+        return 0
+    try:
+        expanded = expand_string(str(text), ctx).strip()
+    except ExpansionError as exc:
+        return DeliveryResult("defer", f"failed to expand max_parallel for {inst.name} transport: {exc}")
+    if not expanded:
+        return 0
+    if not expanded.isdigit():
+        return DeliveryResult("defer", f'invalid max_parallel "{expanded}" for {inst.name} transport')
+    return int(expanded)
+
+
+def _over_transport_size_limit(inst: DriverInstance, ctx: ExpansionContext) -> DeliveryResult | None:
+    """The generic transport option message_size_limit (expanded per address): a bigger message
+    fails the address, as in Exim."""
+    text = inst.options.get("message_size_limit")
+    if not text:
+        return None
+    from pyxim.config.options import read_size
+
+    try:
+        expanded = expand_string(str(text), ctx)
+    except ExpansionError as exc:
+        return DeliveryResult("defer", f"failed to expand message_size_limit for {inst.name} transport: {exc}")
+    limit = read_size(expanded)
+    if limit is None:
+        return DeliveryResult("defer", f'invalid message_size_limit "{expanded}" for {inst.name} transport')
+    size = int(ctx.variables.get("message_size") or 0)
+    if 0 < limit < size:
+        return DeliveryResult("fail", f"message is too big (transport limit = {limit})")
+    return None
+
+
 def _context(config: Config, message: SpoolMessage, body: bytes, clock: Callable[[], float] | None) -> ExpansionContext:
     from pyxim.expand.message import HeaderLine, Message
 
@@ -239,7 +290,8 @@ def _context(config: Config, message: SpoolMessage, body: bytes, clock: Callable
 
 def _attempt(
     config: Config, spool: Spool, message: SpoolMessage, body: bytes, log: LogFunc,
-    clock: Callable[[], float] | None, ignore_retry: bool = False,
+    clock: Callable[[], float] | None, ignore_retry: bool = False, remote: bool = True,
+    queue_running: bool = True,
 ) -> AttemptOutcome:
     import time
 
@@ -271,12 +323,20 @@ def _attempt(
         if original in done:
             continue
         key = f"R:{original}"
-        if not ignore_retry and not retry.due(key, now):
+        # an address's retry time counts in queue runs only (Exim routes it on a first delivery anyway)
+        address_retry = queue_running and not ignore_retry
+        if address_retry and not retry.due(key, now):
             log(f"{mid} == {original} routing defer (-52): retry time not reached")
             outcome.deferred.append((original, "retry time not reached"))
             continue
         base = _context(config, message, body, clock)
-        plan.append((original, key, base, route_address(config, original, dict(base.variables), ctx=None)))
+        notices: list = []  # type: ignore[type-arg]
+        plan.append((original, key, base, route_address(config, original, dict(base.variables), ctx=None,
+                                                        notices=notices, message=base.message)))
+        if notices:  # skip_syntax_errors: logged, and syntax_errors_to told (routers/redirect.py)
+            from pyxim.routers.redirect import report_syntax_errors
+
+            outcome.bounces.extend(report_syntax_errors(config, spool, message, notices, log))
     primary: dict[tuple[str, str], tuple[int, int]] = {}
     reached_by: dict[tuple[str, str], list[str]] = {}
     for n, (original, _key, _base, routed) in enumerate(plan):
@@ -289,9 +349,11 @@ def _attempt(
                     reached_by[ident].append(original)
     results: dict[tuple[str, str], DeliveryResult] = {}
     deferred_parts: set[int] = set()  # plan items with an address of their own still deferred
+    promoted: list[RoutedAddress] = []  # deferred children of one_time redirect routers
     spool_files = tuple(str(p) for p in spool.paths(message.message_id))
-    batched, secondary = _run_batches(config, message, body, plan, primary, done, reached_by, clock,
-                                      spool_files)  # type: ignore[arg-type]
+    batched, secondary = ({}, set()) if not remote else _run_batches(
+        config, message, body, plan, primary, done, reached_by, clock, spool_files,  # type: ignore[arg-type]
+        ignore_retry, now)
     for n, (original, key, base, routed) in enumerate(plan):
         finished = True
         for m, r in enumerate(routed):
@@ -301,17 +363,34 @@ def _attempt(
             if r.outcome == "routed" and r.transport and primary.get(ident) != (n, m):
                 finished = False  # a duplicate: its fate is the primary's (settled below)
                 continue
-            result = batched.get((n, m)) or _one(config, message, body, r, original, base, clock,
-                                                  reached_by.get(ident), spool_files)  # type: ignore[arg-type]
+            if not remote and r.outcome == "routed" and r.transport and not _is_local(config, r):
+                # -qq's first pass: routed only; the second pass delivers, grouped by host
+                finished = False
+                deferred_parts.add(n)
+                outcome.remote_hosts += [h.address for h in r.hosts[:1] if h.address]
+                continue
+            # a local delivery's retry record is its own ("T:address"), checked once routed, as Exim
+            local = r.outcome == "routed" and bool(r.transport) and _is_local(config, r)
+            rkey = f"T:{r.address}" if local else key
+            waiting = local and queue_running and not ignore_retry and not retry.due(rkey, now)
+            if waiting:
+                result = DeliveryResult("defer", "Retry time not yet reached", host_retry=True)
+            else:
+                result = batched.get((n, m)) or _one(config, message, body, r, original, base, clock,
+                                                      reached_by.get(ident), spool_files,  # type: ignore[arg-type]
+                                                      ignore_retry=ignore_retry, now=now)
             results[ident] = result
             parent = f" <{original}>" if r.address != original or r.outcome == "discarded" else ""
-            errno = getattr(result, "errno", 0) or -1  # Exim's "(n)" in a defer line
+            errno = getattr(result, "log_errno", None)  # Exim's "(n)" in a defer line
+            if errno is None:
+                errno = -53 if waiting else getattr(result, "errno", 0) or r.errno or -1
             for line in result.log:  # a transport's own lines (pipe output …) come first, as in Exim
                 # a line about a message the transport made (autoreply) carries that message's id
                 log(line if is_message_id(line.split(" ", 1)[0]) else f"{mid} {line}")
             timed_out = False
             if result.status == "defer":
-                if retry.failed(key, original, now, result.message).expired:
+                if (result.retry_expired if result.host_retry
+                        else retry.failed(rkey, original, now, result.message).expired):
                     # past the retry rule's last cutoff: the deferral is logged, then the address fails
                     router = f" R={r.router}" if r.router else ""
                     transport = f" T={r.transport}" if r.transport and r.outcome == "routed" else ""
@@ -320,7 +399,7 @@ def _attempt(
                     result = DeliveryResult("fail", "retry timeout exceeded")
                     timed_out = True
             elif result.status == "ok":
-                retry.succeeded(key)
+                retry.succeeded(rkey)
             outcome.bounces.extend(result.new_messages)
             if result.status == "ok":
                 outcome.delivered.append(r.address)
@@ -360,14 +439,22 @@ def _attempt(
                 if not message.sender:
                     finished = False  # a bounce that cannot be delivered is frozen, not dropped
                 router = f" R={r.router}" if r.router and not timed_out else ""
-                transport = f" T={r.transport}" if r.transport and r.outcome == "routed" and not timed_out else ""
+                # a forbidden pipe or file names the transport it would have had
+                transport = f" T={r.transport}" if r.transport and (
+                    r.outcome == "routed" or r.address.startswith(("|", "/"))) and not timed_out else ""
                 text = getattr(result, "log_text", None)  # the smtp transport's " H=host [ip]: …" form
                 log(f"{mid} ** {r.address}{parent}{router}{transport}"
                     + (f": {result.message}" if text is None else text))
             else:
-                finished = False
-                deferred_parts.add(n)
+                if r.one_time and r.address != original:
+                    # a one_time redirect's deferred child becomes a recipient of its own and its
+                    # parent counts as done, so the redirection is not made again (Exim's one_time)
+                    promoted.append(r)
+                else:
+                    finished = False
+                    deferred_parts.add(n)
                 outcome.deferred.append((r.address, result.message))
+                outcome.freeze = outcome.freeze or r.freeze
                 router = f" R={r.router}" if r.router else ""
                 transport = f" T={r.transport}" if r.transport and r.outcome == "routed" else ""
                 why = f": {result.message}" if result.message else ""
@@ -376,6 +463,11 @@ def _attempt(
         if finished:
             message.non_recipients.append(original)
             done.add(original)
+    from pyxim.spool.format import Recipient
+
+    for r in sorted(promoted, key=lambda r: r.order):  # as the redirection data listed them
+        if all(x.address != r.address for x in message.recipients):
+            message.recipients.append(Recipient(r.address))
     # recipients whose only deliveries were duplicates are done when their primary succeeded
     for n, (original, _key, _base, routed) in enumerate(plan):
         if original in done or n in deferred_parts:
@@ -392,7 +484,8 @@ def _attempt(
 
 def _run_batches(config: Config, message: SpoolMessage, body: bytes, plan: list, primary: dict,  # type: ignore[type-arg]
                  done: set[str], reached_by: dict, clock: Callable[[], float] | None,  # type: ignore[type-arg]
-                 spool_files: tuple[str, str]) -> tuple[dict[tuple[int, int], DeliveryResult], set[tuple[int, int]]]:
+                 spool_files: tuple[str, str], ignore_retry: bool = False, now: float = 0.0,
+                 ) -> tuple[dict[tuple[int, int], DeliveryResult], set[tuple[int, int]]]:
     """Addresses for one smtp transport and the same hosts go in one transaction (up to max_rcpt),
     as Exim batches remote deliveries; returns each one's result and which were not first."""
     groups: dict[tuple, list[tuple[int, int, RoutedAddress, str]]] = {}  # type: ignore[type-arg]
@@ -409,25 +502,45 @@ def _run_batches(config: Config, message: SpoolMessage, body: bytes, plan: list,
             groups.setdefault((r.transport, hosts, r.router), []).append((n, m, r, original))
     batched: dict[tuple[int, int], DeliveryResult] = {}
     secondary: set[tuple[int, int]] = set()
+    chunks: list[list[tuple[int, int, RoutedAddress, str]]] = []
     for (transport_name, _hosts, _router), members in groups.items():
-        if len(members) < 2:
-            continue
         inst = next(t for t in config.transports if t.name == transport_name)
         size = max(1, int(inst.options.get("max_rcpt") or 100))
-        for start in range(0, len(members), size):
-            chunk = members[start : start + size]
-            n, m, r, original = chunk[0]
-            base = plan[n][2]
-            ident = (r.address.lower(), r.transport)
-            result = _one(config, message, body, r, original, base, clock, reached_by.get(ident), spool_files,
-                          batch=[(x[2].address, x[3]) for x in chunk[1:]])
-            batched[(n, m)] = result
-            for n2, m2, r2, _original in chunk[1:]:
-                other = result.per_address.get(r2.address)
-                if other is None:  # the transport said nothing of it: as the first address fared
-                    other = DeliveryResult(result.status, result.message)
-                batched[(n2, m2)] = other
+        chunks += [members[start : start + size] for start in range(0, len(members), size)]
+
+    def run(chunk: list[tuple[int, int, RoutedAddress, str]]) -> DeliveryResult:
+        n, m, r, original = chunk[0]
+        ident = (r.address.lower(), r.transport)
+        return _one(config, message, body, r, original, plan[n][2], clock, reached_by.get(ident), spool_files,
+                    batch=[(x[2].address, x[3]) for x in chunk[1:]], ignore_retry=ignore_retry, now=now)
+
+    # remote_max_parallel: the transactions to different hosts run side by side (Exim forks that many
+    # remote delivery processes); the results are logged in order afterwards, as Exim's parent does
+    parallel = max(1, int(config.main.get("remote_max_parallel") or 1))
+    if parallel > 1 and len(chunks) > 1:
+        import contextvars
+        from concurrent.futures import ThreadPoolExecutor
+
+        # each worker runs in a copy of this thread's context (CONTINUE_HOSTS travels with it)
+        contexts = [contextvars.copy_context() for _ in chunks]
+        with ThreadPoolExecutor(max_workers=min(parallel, len(chunks))) as pool:
+            results = list(pool.map(lambda c, chunk: c.run(run, chunk), contexts, chunks))
+    else:
+        results = [run(chunk) for chunk in chunks]
+    for chunk, result in zip(chunks, results, strict=True):
+        n, m, _r, _original = chunk[0]
+        batched[(n, m)] = result
+        delivered = result.status == "ok"
+        for n2, m2, r2, _original in chunk[1:]:
+            other = result.per_address.get(r2.address)
+            if other is None:  # the transport said nothing of it (a host error): as the first address fared
+                from dataclasses import replace
+
+                other = replace(result, log=[], new_messages=[], per_address={})
+            batched[(n2, m2)] = other
+            if delivered:  # "->" follows the transaction's first "=>" (Exim's first delivered address)
                 secondary.add((n2, m2))
+            delivered = delivered or other.status == "ok"
     return batched, secondary
 
 
@@ -449,11 +562,12 @@ def _one(
     config: Config, message: SpoolMessage, body: bytes, r: RoutedAddress, original: str, base: ExpansionContext,
     clock: Callable[[], float] | None, envelope_to: list[str] | None = None,
     spool_files: tuple[str, str] = ("", ""), batch: list[tuple[str, str]] | None = None,
+    ignore_retry: bool = False, now: float = 0.0,
 ) -> DeliveryResult:
     if r.outcome == "failed":
-        return DeliveryResult("fail", r.message)
+        return DeliveryResult("fail", r.message, log=list(r.log_lines))
     if r.outcome == "deferred":
-        return DeliveryResult("defer", r.message)
+        return DeliveryResult("defer", r.message, log=list(r.log_lines))  # the router's lines come first
     if r.outcome == "discarded":
         return DeliveryResult("ok")
     if not r.transport:
@@ -465,6 +579,7 @@ def _one(
     if func is None:
         return DeliveryResult("defer", f"{inst.driver} transport: delivery not available in this version")
     ctx = _context(config, message, body, clock)
+    limit = _max_parallel(inst, ctx)  # before the address is known, as in Exim ($domain is empty)
     local_part, _, domain = r.address.rpartition("@")
     olp, _, odom = original.rpartition("@")
     ctx.variables.update({
@@ -483,6 +598,9 @@ def _one(
         from pyxim.routers.engine import _numeric_id
 
         gid = _numeric_id(inst.options["group"], "group")
+    refused = _over_transport_size_limit(inst, ctx)
+    if refused is not None:
+        return refused
     never = config.main.get("never_users") or ()
     never_ids = (never,) if isinstance(never, int) else tuple(never)
     if uid is not None and (uid in never_ids or (uid == 0 and inst.driver in ("appendfile", "pipe"))):
@@ -490,11 +608,21 @@ def _one(
         return DeliveryResult("defer", f"User {uid} set for {inst.name} transport is on the never_users list")
     call = TransportCall(config, inst, message, body, r.address, original, ctx, uid, gid, envelope_to,
                          list(r.hosts), r.router, list(r.headers_add), list(r.headers_remove), spool_files,
-                         list(batch or []), r.dsn_lasthop)
+                         list(batch or []), r.dsn_lasthop, ignore_retry, now)
     from pyxim.delivery.write import TransportWriteError
 
+    if isinstance(limit, DeliveryResult):
+        return limit
+    from pyxim.delivery.serialize import ERRNO_TRETRY, slot
+    from pyxim.transports.local import LocalResult
+
     try:
-        result = func(call)
+        with slot(str(config.main.get("spool_directory") or ""), f"tpt-serialize-{inst.name}", limit) as free:
+            if not free:
+                # no retry record: as in Exim, the address just waits for the next attempt
+                return LocalResult("defer", "concurrency limit reached for transport", errno=ERRNO_TRETRY,
+                                   host_retry=True)
+            result = func(call)
     except TransportWriteError as exc:
         return DeliveryResult("defer", exc.reason)
     except Exception as exc:  # noqa: BLE001 — a transport bug defers the address, never loses it

@@ -22,7 +22,7 @@ surrogateescape, so bytes read from the spool come back unchanged.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -69,6 +69,8 @@ class WriteSpec:
     extra: dict[str, object] = field(default_factory=dict)  # for later transports (smtp/lmtp)
     filter_argv: Sequence[str] = ()  # transport_filter: the message passes through this command first
     filter_timeout: float = 300.0
+    # headers_rewrite: a header's text as written (None: unchanged); the spool keeps the original
+    rewrite: Callable[[SpoolHeader], str | None] | None = None
 
 
 def header_removed(text: str, names: Iterable[str]) -> bool:
@@ -123,7 +125,8 @@ def write_message(headers: Iterable[SpoolHeader], body: bytes, spec: WriteSpec) 
                 continue
             if spec.headers_remove and header_removed(h.text, spec.headers_remove):
                 continue
-            head += to_bytes(h.text)
+            new = spec.rewrite(h) if spec.rewrite is not None else None
+            head += to_bytes(h.text if new is None else new)
         for text in spec.headers_add:
             if not text:
                 continue
@@ -280,7 +283,19 @@ def spec_for(
         use_crlf=bool(opts.get("use_crlf")) if use_crlf is None else use_crlf,
         filter_argv=_filter_argv(call),
         filter_timeout=float(opts.get("transport_filter_timeout") or 300),
+        rewrite=_headers_rewrite(call),
     )
+
+
+def _headers_rewrite(call: TransportCall) -> Callable[[SpoolHeader], str | None] | None:
+    option = call.transport.options.get("headers_rewrite")
+    if not option:
+        return None
+    from pyxim.rewrite import transport_rewriter
+
+    # unqualified header addresses are qualified only where the message was allowed them
+    allowed = "allow_unqualified_recipient" in getattr(call.message, "options", {})
+    return transport_rewriter(str(option), call.ctx.config, call.ctx, allowed)
 
 
 def _filter_argv(call: TransportCall) -> list[str]:

@@ -11,10 +11,15 @@ import json
 import os
 import sqlite3
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
 _local = threading.local()
+# Opening a database switches it to WAL and may create its table: both need a lock SQLite does not
+# wait for through its busy timeout, so threads of one process open databases one at a time and
+# retry while another process holds it.
+_opening = threading.Lock()
 
 
 class HintsDb:
@@ -29,9 +34,17 @@ class HintsDb:
             cache = _local.conns = {}
         conn = cache.get((os.getpid(), self.path))
         if conn is None:
-            conn = sqlite3.connect(self.path, timeout=10, isolation_level=None)
-            conn.execute("pragma journal_mode=wal")
-            conn.execute("create table if not exists hints (key text primary key, value text)")
+            with _opening:
+                conn = sqlite3.connect(self.path, timeout=10, isolation_level=None)
+                for attempt in range(100):
+                    try:
+                        conn.execute("pragma journal_mode=wal")
+                        conn.execute("create table if not exists hints (key text primary key, value text)")
+                        break
+                    except sqlite3.OperationalError as exc:
+                        if "locked" not in str(exc) or attempt == 99:
+                            raise
+                        time.sleep(0.05)
             cache[(os.getpid(), self.path)] = conn
         return conn
 

@@ -8,7 +8,10 @@ factor up to the multiplier. Past the last cutoff the address has timed
 out and fails ("retry timeout exceeded"), as in Exim.
 
 Records live in spool_directory/db/retry (pyxim.queue.hints), keyed as Exim
-keys them: "R:<address>" for routing and local deliveries.
+keys them: "R:<address>" for routing (and a remote server's 4xx to RCPT),
+"T:<address>" for a local delivery, "T:<host>:<ip>[:<port>]" for a remote host
+that failed at connection level and "T:<host>:<ip>[:<port>]:<message id>" for a
+4xx after MAIL or the data (transports/smtp_delivery.py keeps the host ones).
 """
 
 from __future__ import annotations

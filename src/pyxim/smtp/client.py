@@ -110,6 +110,9 @@ class ClientOptions:
     lmtp: bool = False  # RFC 2033: LHLO, and after the data one reply per accepted recipient
     authenticators: list[ClientAuth] = field(default_factory=list)  # hosts_try_auth/require_auth matched
     require_auth: bool = False  # hosts_require_auth
+    # after a delivered message, RSET instead of QUIT: the connection is kept for another message
+    # to the same host (Exim's continued delivery, "*" after the host in the log)
+    keep_open: bool = False
 
 
 @dataclass(slots=True)
@@ -208,7 +211,10 @@ def smtp_data(message: bytes, dot_stuff: bool = True) -> bytes:
 class SmtpClient:
     """One SMTP transaction over one connection, from greeting to QUIT."""
 
-    def __init__(self, options: ClientOptions, envelope: Envelope, message: bytes) -> None:
+    def __init__(self, options: ClientOptions, envelope: Envelope, message: bytes,
+                 continued: ServerFeatures | None = None) -> None:
+        """`continued`: the connection is one kept open after an earlier message (its server's
+        features as EHLO gave them): the transaction starts with MAIL at once."""
         if not envelope.recipients:
             raise SmtpClientError("no recipients")
         self.options = options
@@ -237,6 +243,12 @@ class SmtpClient:
         self._accepted: list[int] = []
         self._tried_helo = False
         self._data_sent = False
+        self._data_bytes = 0
+        self.kept_open = False  # keep_open: the server took RSET, the connection may carry another message
+        if continued is not None:
+            self.features = continued
+            self._pending.clear()
+            self._start_transaction()
 
     # -- what the adapter asks ---------------------------------------------------------
 
@@ -301,6 +313,8 @@ class SmtpClient:
         if self.done:
             return
         label = _in_response(self._pending[0]) if self._pending else "QUIT"
+        if self._pending and self._pending[0].kind == "end" and self._data_sent:
+            label += f" ({self._data_bytes} bytes written)"  # as Exim says how much of the data went
         self._host_failure("defer", f"SMTP timeout after {label}", ETIMEDOUT, quit_=False)
 
     def tls_started(self) -> None:
@@ -316,7 +330,10 @@ class SmtpClient:
     def tls_failed(self, reason: str) -> None:
         """The TLS handshake failed; the connection is unusable."""
         self.tls_wanted = False
-        self._host_failure("defer", f"TLS session failure: {reason}", ERRNO_TLSFAILURE, quit_=False)
+        # Exim's wording: "TLS session: (SSL_connect): <why>", in the == line only
+        if not reason.startswith("("):
+            reason = f"(SSL_connect): {reason}"
+        self._host_failure("defer", f"TLS session: {reason}", ERRNO_TLSFAILURE, quit_=False, log_host=False)
 
     # -- internals --------------------------------------------------------------------
 
@@ -565,8 +582,10 @@ class SmtpClient:
                 self._out += b".\r\n"  # RFC 2920: end the data nobody will take
                 self._finish()
                 return
-            self._out += smtp_data(self.message) + b".\r\n"
+            data = smtp_data(self.message)
+            self._out += data + b".\r\n"
             self._data_sent = True
+            self._data_bytes = len(data) + 3  # the closing ".\r\n" counts, as in Exim
             if self.options.lmtp:
                 # LMTP answers the end of the data once for each recipient it accepted, in order
                 for i in self._accepted:
@@ -596,6 +615,9 @@ class SmtpClient:
             for i in self._accepted:
                 self.outcomes[i].status = "ok"
                 self.outcomes[i].reply = reply
+            if self.options.keep_open and not self.options.lmtp:
+                self._send(_Pending("rset", "RSET"), "RSET")
+                return
             self._finish()
             return
         self._data_failure(p, reply, "fail" if reply.kind == 5 else "defer")
@@ -615,6 +637,11 @@ class SmtpClient:
             o.message = f"LMTP error after end of data: {printing(reply.text)}"
         if not any(q.kind == "lmtp_end" for q in self._pending):
             self._finish()
+
+    def _on_rset(self, p: _Pending, reply: Reply) -> None:
+        # the message is delivered whatever RSET gets; only a 2xx leaves the connection usable
+        self.kept_open = reply.kind == 2
+        self._finish(quit_=not self.kept_open)
 
     def _on_quit(self, p: _Pending, reply: Reply) -> None:  # pragma: no cover - QUIT is never awaited
         self.done = True

@@ -83,6 +83,8 @@ class Daemon:
     servers: list[asyncio.base_events.Server] = field(default_factory=list)
     queue_interval: float | None = None  # -q<time>: seconds between queue runs
     deliveries: set[asyncio.Task] = field(default_factory=set)
+    resolver: object = None  # pyxim.dns.Resolver shared by the sessions; made again after a reload
+    resolver_config: object = None
 
     def __post_init__(self) -> None:
         self.config = load_config(self.config_path, self.macros)
@@ -133,17 +135,42 @@ class Daemon:
             except Exception as exc:  # noqa: BLE001 — the message stays queued for the next queue run
                 self.logger.panic(f"{message_id} delivery failed: {type(exc).__name__}: {exc}")
 
-    async def queue_runner(self, interval: float) -> None:
-        """-q<time> with -bd: a queue run every interval (Exim starts one queue-runner process)."""
-        from pyxim.delivery.runner import queue_run
+    queue_run_flags: str = "-q"  # -q, -qq, -qf, -qff, -qi … as given with the interval
 
+    async def queue_runner(self, interval: float) -> None:
+        """-q<time> with -bd: a queue run starts every interval (Exim forks a queue-runner process),
+        while fewer than queue_run_max runs are going (0: no limit); a run still busy when the next
+        is due goes on beside it, and the two pass each other's locked messages by."""
+        self.queue_runs: set[asyncio.Task[None]] = set()
         while True:
             await asyncio.sleep(interval)
-            async with self.delivery_slots:
-                try:
-                    await asyncio.to_thread(queue_run, self.config, self.spool, self.logger.main)
-                except Exception as exc:  # noqa: BLE001
-                    self.logger.panic(f"queue run failed: {type(exc).__name__}: {exc}")
+            limit = self._queue_run_max()
+            if limit and len(self.queue_runs) >= limit:
+                continue
+            task = asyncio.get_running_loop().create_task(self._one_queue_run())
+            self.queue_runs.add(task)
+            task.add_done_callback(self.queue_runs.discard)
+
+    def _queue_run_max(self) -> int:
+        from pyxim.expand import ExpansionContext, expand_string
+
+        value = self.config.main.get("queue_run_max")
+        try:
+            text = expand_string(str(value if value is not None else "5"), ExpansionContext(config=self.config))
+            return max(0, int(text.strip() or 0))
+        except Exception:  # noqa: BLE001 — an unusable value: Exim's default
+            return 5
+
+    async def _one_queue_run(self) -> None:
+        from pyxim.delivery.runner import queue_run
+
+        flags = self.queue_run_flags
+        try:
+            await asyncio.to_thread(queue_run, self.config, self.spool, self.logger.main, force="f" in flags,
+                                    frozen="ff" in flags, flag="" if flags == "-q" else flags,
+                                    two_stage=flags.startswith("-qq"), initial_only="i" in flags[2:])
+        except Exception as exc:  # noqa: BLE001
+            self.logger.panic(f"queue run failed: {type(exc).__name__}: {exc}")
 
     def store(self, message: SpoolMessage, body: bytes) -> str:
         self.spool.write(message, body)
@@ -177,6 +204,12 @@ class Daemon:
                 return
             session = SmtpSession(config, peer, self.store, self.ids.new_id, self.logger.main, self.logger.reject)
             session.enforce_sync = True
+            # one resolver (and so one DNS cache, which honours TTLs) for every session of this configuration
+            if self.resolver_config is not config:
+                from pyxim.dns import Resolver
+
+                self.resolver, self.resolver_config = Resolver.from_config(config.main), config
+            session.ctx.resolver = self.resolver
             if proxied is not None:
                 session.ctx.variables.update({
                     "proxy_session": "yes",
@@ -403,8 +436,9 @@ class Daemon:
 
 
 def run_daemon(config_path: str | None, macros: dict[str, str], listen: str | None, detach: bool,
-               queue_interval: str | None = None) -> int:
+               queue_interval: str | None = None, queue_flags: str = "-q") -> int:
     daemon = Daemon(config_path, macros, listen)
+    daemon.queue_run_flags = queue_flags or "-q"
     if queue_interval:
         from pyxim.config.options import read_time
 
@@ -412,7 +446,7 @@ def run_daemon(config_path: str | None, macros: dict[str, str], listen: str | No
         if not seconds or seconds <= 0:
             raise ConfigError(f"bad time value {queue_interval} for -q")
         daemon.queue_interval = float(seconds)
-        daemon.queue_flag = f"-q{queue_interval}"
+        daemon.queue_flag = f"{daemon.queue_run_flags}{queue_interval}"
     elif daemon.config.main.get("queue_run_interval"):
         # the configuration's own interval (the embedded default has one): as if -q<time> was given
         from pyxim.config.options import print_time
