@@ -51,6 +51,8 @@ DEFAULT_CHECK_NAMES_PATTERN = r"(?i)^(?>(?(1)\.|())[^\W](?>[a-z0-9/_-]*[^\W])?)+
 DEFAULT_RETRANS = 5.0
 DEFAULT_RETRY = 2
 
+RESOLV_CONF = "/etc/resolv.conf"
+
 
 @dataclass(slots=True)
 class DnsAnswer:
@@ -163,6 +165,7 @@ class Resolver:
         self._caches = {False: dns.resolver.LRUCache(cache_size), True: dns.resolver.LRUCache(cache_size)}
         self._system_servers = self._read_system_servers() if nameservers is None else None
         self._resolvers: dict[tuple[bool, bool, float, int], Any] = {}
+        self.search_domains: list[str] | None = None  # None: read from resolv.conf when first wanted
 
     # -- building ---------------------------------------------------------------
 
@@ -196,6 +199,25 @@ class Resolver:
             cname_loops=num("dns_cname_loops", 1),
             csa_search_limit=num("dns_csa_search_limit", 5),
         )
+
+    def search_list(self) -> list[str]:
+        """The resolver's search list, as the C library reads /etc/resolv.conf: the last
+        "search" or "domain" line wins ("domain" gives a list of one). The dnslookup router
+        uses it for qualify_single and search_parents; `search_domains` set on the
+        instance (tests, embedding) takes its place."""
+        if self.search_domains is not None:
+            return list(self.search_domains)
+        found: list[str] = []
+        try:
+            with open(RESOLV_CONF, encoding="utf-8", errors="replace") as f:
+                for line in f:
+                    words = line.split()
+                    if len(words) > 1 and words[0] in ("search", "domain"):
+                        found = [w.strip(".") for w in (words[1:] if words[0] == "search" else words[1:2])]
+        except OSError:
+            pass
+        self.search_domains = found
+        return list(found)
 
     @staticmethod
     def _read_system_servers() -> list[str]:

@@ -376,6 +376,10 @@ def check_routers(config: Config) -> None:
             raise ConfigError(
                 f"{r.name} router:\n  {self_value} is not valid for the self option", r.file, r.line
             )
+        if r.driver == "redirect":
+            from pyxim.routers.redirect import check_instance
+
+            check_instance(r)  # one_time with unseen …
         for option, must_follow in (("redirect_router", False), ("pass_router", True)):
             target = r.options.get(option)
             if not target:

@@ -51,8 +51,6 @@ class ExpansionContext:
         if self.resolver is None:
             from pyxim.dns import Resolver
 
-            nameservers = None
-            if self.config is not None:
-                nameservers = self.config.main.get("dns_nameservers")
-            self.resolver = Resolver.from_option(nameservers)
+            # the main dns_* options (servers, dns_retrans/dns_retry …) shape every lookup
+            self.resolver = Resolver.from_config(self.config.main) if self.config is not None else Resolver()
         return self.resolver

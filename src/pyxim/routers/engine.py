@@ -14,11 +14,12 @@ from __future__ import annotations
 import ipaddress
 import re
 from dataclasses import dataclass, field
+from typing import Any
 
 from pyxim.config.model import Config, DriverInstance
 from pyxim.errors import ExpansionError, ForcedFail, LookupDefer
 from pyxim.expand import ExpansionContext, expand_string
-from pyxim.expand.taint import Tainted
+from pyxim.expand.taint import Tainted, is_tainted
 from pyxim.lists import iterate_list, match_address_list, match_domain_list, match_localpart_list
 
 MAX_GENERATIONS = 50  # redirection loops end here
@@ -49,10 +50,21 @@ class RoutedAddress:
     headers_remove: list[str] = field(default_factory=list)
     errors_to: str | None = None  # where bounces for this address go (errors_to; "" discards them)
     dsn_lasthop: bool = False  # the router's dsn_lasthop: DSN options are not passed on from here
+    # a deferral that also freezes the message (host_find_failed/host_all_ignored/self = freeze)
+    freeze: bool = False
+    order: tuple[int, ...] = ()  # where redirection data put it (Exim routes children as written)
+    one_time: bool = False  # made by a one_time redirect router: a deferral makes it a recipient
+    errno: int = 0  # Exim's errno for a routing deferral (-32: a host lookup failed), 0: the default
+    # lines the router asks to be written to the main log when this address is delivered
+    log_lines: list[str] = field(default_factory=list)
 
 
 class _Decline(Exception):
-    pass
+    """The router declines; a message (a null MX …) becomes the failure text if no later
+    router takes the address."""
+
+
+RouterDecline = _Decline
 
 
 def _option(inst: DriverInstance, name: str) -> object:
@@ -87,7 +99,9 @@ def _preconditions(inst: DriverInstance, ctx: ExpansionContext, verifying: bool)
     local_part = ctx.variables.get("local_part", "")
     local_parts = _expand_option(inst, "local_parts", ctx)
     caseful = bool(inst.options.get("caseful_local_part"))
-    if local_parts is not None and not match_localpart_list(ctx, local_part, local_parts, caseless=not caseful):
+    if local_parts is not None and not match_localpart_list(
+        ctx, local_part, local_parts, caseless=not caseful
+    ):
         return False
     # Exim's cannot_route_message comes from the last router whose domains and
     # local_parts matched, even if a later precondition (check_local_user …) failed
@@ -146,7 +160,7 @@ def _strip_affixes(inst: DriverInstance, ctx: ExpansionContext, local_part: str)
                 if pat.startswith("*"):
                     at = low.rfind(pat[1:], 0, len(low) - 1) if pat[1:] else -1
                     if at >= 0:
-                        found = (lp[: at + len(pat) - 1], lp[: at])
+                        found = (lp[: at + len(pat) - 1], lp[:at])
                 elif pat and low.startswith(pat) and len(low) > len(pat):
                     found = (lp[: len(pat)], "")
             else:
@@ -175,17 +189,32 @@ _FULL_LOCAL_PART = "pyxim:full_local_part"
 # Where check_local_user leaves the user's uid:gid for the delivery (not a $-variable).
 _LOCAL_USER = "pyxim:local_user"
 _TRIED = "pyxim:router_tried"
-_TRANSPORT_VARIABLES = ("local_part_data", "domain_data", "address_data", "home", "local_part_prefix",
-                        "local_part_suffix", "local_part_prefix_v", "local_part_suffix_v", "local_part")
+_TRANSPORT_VARIABLES = (
+    "local_part_data",
+    "domain_data",
+    "address_data",
+    "home",
+    "local_part_prefix",
+    "local_part_suffix",
+    "local_part_prefix_v",
+    "local_part_suffix_v",
+    "local_part",
+)
 
 
-def _unseen(result: RoutedAddress, pending: list, generation: int, index: int) -> RoutedAddress:  # type: ignore[type-arg]
+def _unseen(
+    result: RoutedAddress,
+    pending: list,  # type: ignore[type-arg]
+    generation: int,
+    index: int,
+    routers: list[str],
+) -> RoutedAddress:
     """An unseen router's result becomes a child of the address, and a second child goes on
     from the next router (Exim shows both with the address as their parent, the second first)."""
     parents = [result.address, *result.parents]
     result.parents = parents
     pending.append(result)
-    pending.append((result.address, parents, generation, index + 1))
+    pending.append((result.address, parents, generation, index + 1, [result.router, *routers]))
     return RoutedAddress(result.address, parents[1:], outcome="redirected")
 
 
@@ -254,9 +283,24 @@ def _resolve(ctx: ExpansionContext, name: str) -> list[str]:
 class _RouterFail(Exception):
     """A router that fails the address outright (host_find_failed = fail, self = fail …)."""
 
+    def __init__(self, message: str = "", log_lines: list[str] | None = None) -> None:
+        super().__init__(message)
+        self.log_lines = log_lines or []
 
-_ROUTE_OPTIONS = {"randomize", "no_randomize", "byname", "bydns", "ipv4_prefer", "ipv6_prefer", "ipv4_only",
-                  "ipv6_only"}
+
+RouterFail = _RouterFail
+
+
+_ROUTE_OPTIONS = {
+    "randomize",
+    "no_randomize",
+    "byname",
+    "bydns",
+    "ipv4_prefer",
+    "ipv6_prefer",
+    "ipv4_only",
+    "ipv6_only",
+}
 
 
 def _split_route(text: str) -> tuple[str, list[str]]:
@@ -270,8 +314,9 @@ def _split_route(text: str) -> tuple[str, list[str]]:
     return hostlist, rest.split()
 
 
-def _manualroute(config: Config, inst: DriverInstance, ctx: ExpansionContext,
-                 router_name: str) -> tuple[list[Host], str | None] | None:
+def _manualroute(
+    config: Config, inst: DriverInstance, ctx: ExpansionContext, router_name: str
+) -> tuple[list[Host], str | None] | None:
     """The hosts for the domain (and a transport named in the route's options), or None to decline."""
     domain = ctx.variables.get("domain", "")
     route_data = inst.options.get("route_data")
@@ -300,6 +345,8 @@ def _manualroute(config: Config, inst: DriverInstance, ctx: ExpansionContext,
                 raise _RouterDefer(f'error in router: unknown routing option or transport name "{option}"')
         hostlist = expand_string(hostlist, ctx) if pattern is not None else hostlist
         hosts: list[Host] = []
+        ignore = _expand_option(inst, "ignore_target_hosts", ctx)
+        not_found: list[str] = []  # Exim's log line for each host that was not found
         for name in iterate_list(hostlist):
             port = None
             mx = False
@@ -311,39 +358,79 @@ def _manualroute(config: Config, inst: DriverInstance, ctx: ExpansionContext,
             name = name.strip("[]")
             try:
                 if mx:
-                    addresses = [(n, a, pref) for pref, n in ctx.get_resolver().mx_hosts(name)
-                                 for a in ctx.get_resolver().addresses_for_name(n)]
+                    addresses = [
+                        (n, a, pref)
+                        for pref, n in ctx.get_resolver().mx_hosts(name)
+                        for a in _v6_first(ctx.get_resolver().addresses_for_name(n))
+                    ]
                 else:
                     addresses = [(name, a, None) for a in _resolve(ctx, name)]
             except LookupDefer:
-                addresses = []
+                # the lookup did not complete: not the same as "no such host"
+                if inst.options.get("pass_on_timeout"):
+                    raise RouterPass() from None
+                raise _RouterDefer("host lookup did not complete") from None
+            if ignore and addresses:
+                from pyxim.lists import match_host_list
+
+                # a host whose every address is in ignore_target_hosts counts as not found
+                addresses = [e for e in addresses if not match_host_list(ctx, e[1], ignore, "")]
             if not addresses:
-                policy = str(inst.options.get("host_find_failed") or "freeze")
-                message = f'lookup of host "{name}" failed in {router_name} router'
-                if policy == "ignore":
-                    continue
-                if policy in ("decline", "pass"):
-                    return None
-                if policy == "fail":
-                    raise _RouterFail(message)
-                raise _RouterDefer(message)
+                not_found.append(f"no IP address found for host {name}")
+                _host_policy(
+                    inst,
+                    "host_find_failed",
+                    f'lookup of host "{name}" failed in {router_name} router',
+                    not_found,
+                )
+                continue  # host_find_failed = ignore
             hosts.extend(Host(n, a, pref, port) for n, a, pref in addresses)
         if randomize:
             import random
 
             random.shuffle(hosts)
         if not hosts:
-            policy = str(inst.options.get("host_all_ignored") or "defer")
-            if policy in ("decline", "pass"):
+            if not not_found:
                 return None
-            if policy == "fail":
-                raise _RouterFail("all hosts were ignored")
-            raise _RouterDefer("all hosts were ignored")
+            # host_find_failed = ignore dropped every host
+            policy = str(inst.options.get("host_all_ignored") or "defer").strip()
+            _host_policy(
+                inst,
+                "host_all_ignored",
+                f"lookup failed for all hosts in {router_name} router: "
+                f"host_find_failed=ignore host_all_ignored={policy}",
+                not_found,
+            )
+            return None
         return hosts, transport
     return None
 
 
-def _self_check(inst: DriverInstance, ctx: ExpansionContext, hosts: list[Host], domain: str) -> list[Host] | None:
+def _host_policy(inst: DriverInstance, option: str, message: str, log_lines: list[str] | None = None) -> None:
+    """host_find_failed / host_all_ignored: ignore (return), decline (the router declines), pass
+    (to pass_router or the next router), fail, defer, or freeze (defer and freeze the message)."""
+    default = "freeze" if option == "host_find_failed" else "defer"
+    policy = str(inst.options.get(option) or default).strip()
+    if policy == "ignore":
+        return
+    if policy == "decline":
+        raise _Decline()
+    if policy == "pass":
+        raise RouterPass()
+    if policy == "fail":
+        raise _RouterFail(message, log_lines)
+    # Exim's errno for a failed host lookup is -32 in the == line
+    raise _RouterDefer(
+        message,
+        freeze=policy == "freeze",
+        log_lines=log_lines,
+        errno=-32 if option == "host_find_failed" else 0,
+    )
+
+
+def _self_check(
+    inst: DriverInstance, ctx: ExpansionContext, hosts: list[Host], domain: str
+) -> list[Host] | None:
     """Exim's `self` option: what to do when the first host is this host (default: freeze)."""
     from pyxim.lists import _canonical_ip, _local_interface_ips
 
@@ -355,46 +442,19 @@ def _self_check(inst: DriverInstance, ctx: ExpansionContext, hosts: list[Host], 
     policy = str(inst.options.get("self") or "freeze")
     if policy == "send":
         return hosts
-    if policy in ("pass", "decline"):
+    if policy == "decline":
         return None
+    if policy == "pass":
+        raise RouterPass()
+    message = (
+        "lowest numbered MX record points to local host"
+        if hosts[0].mx is not None
+        else "remote host address is the local host"
+    )
     if policy == "fail":
-        raise _RouterFail("remote host address is the local host")
-    raise _RouterDefer("remote host address is the local host")
-
-
-def _dnslookup(inst: DriverInstance, ctx: ExpansionContext) -> list[Host] | None:
-    domain = ctx.variables.get("domain", "")
-    resolver = ctx.get_resolver()
-    alias = resolver.query(domain, "CNAME")
-    if alias.records:
-        # the domain is an alias: Exim routes the address under the name it points to
-        ctx.variables[_CANONICAL_DOMAIN] = str(alias.records[0].target).rstrip(".")
-    mx = _shuffle_equal_preferences(resolver.mx_hosts(domain))
-    hosts: list[Host] = []
-    if len(mx) == 1 and mx[0][1].strip(".") == "":
-        # RFC 7505 null MX: the domain accepts no mail
-        raise _RouterFail("an MX or SRV record indicated no SMTP service")
-    if mx:
-        for pref, name in mx:
-            for address in _v6_first(resolver.addresses_for_name(name)):
-                hosts.append(Host(name, address, pref))
-        if not hosts:
-            raise _RouterFail("all relevant MX records point to non-existent hosts")
-    else:
-        mx_domains = _expand_option(inst, "mx_domains", ctx)
-        if mx_domains is not None and match_domain_list(ctx, domain, mx_domains):
-            return None  # MX records required for this domain: no fallback to its address
-        # the host is named by its canonical name (the end of any CNAME chain)
-        found = resolver.query(domain, "A")
-        if not found.records:
-            found = resolver.query(domain, "AAAA")
-        canonical = (found.cname_target or domain).rstrip(".")
-        for address in _v6_first(resolver.addresses_for_name(domain)):
-            hosts.append(Host(canonical, address))
-    return hosts or None
-
-
-_CANONICAL_DOMAIN = "pyxim:canonical_domain"
+        raise _RouterFail(message)
+    # freeze (the default) and defer: Exim also writes the reason, with the domain, to the main log
+    raise _RouterDefer(message, freeze=policy == "freeze", log_lines=[f"{message}: {domain}"])
 
 
 def _v6_first(addresses: list[str]) -> list[str]:
@@ -445,7 +505,7 @@ def _redirect_items(data: str, depth: int = 0) -> list[str]:
             if not piece:
                 continue
             if piece.startswith(":include:"):
-                path = piece[len(":include:"):].strip()
+                path = piece[len(":include:") :].strip()
                 if depth > 5:
                     raise _RouterDefer(f"too many nested :include: items at {path}")
                 try:
@@ -458,9 +518,29 @@ def _redirect_items(data: str, depth: int = 0) -> list[str]:
     return items
 
 
-def route_address(config: Config, address: str, ctx_vars: dict[str, str] | None = None,
-                  verifying: bool = False, ctx: ExpansionContext | None = None) -> list[RoutedAddress]:
-    """Route one address; returns one result per final address (redirection may make several)."""
+@dataclass
+class SyntaxErrorNotice:
+    """Redirection items a skip_syntax_errors router skipped: Exim logs each one, and tells
+    syntax_errors_to about them in a message of its own."""
+
+    router: str
+    errors: list[tuple[str, str]]  # (error, item)
+    to: str | None  # syntax_errors_to, expanded (None: unset)
+    text: str | None  # syntax_errors_text, expanded
+
+
+def route_address(
+    config: Config,
+    address: str,
+    ctx_vars: dict[str, str] | None = None,
+    verifying: bool = False,
+    ctx: ExpansionContext | None = None,
+    notices: list[SyntaxErrorNotice] | None = None,
+    message: Any = None,
+) -> list[RoutedAddress]:
+    """Route one address; returns one result per final address (redirection may make several).
+    `notices` collects what skip_syntax_errors routers skipped (for delivery to act on);
+    `message` (an expand.message.Message) is the message being delivered, for $h_ and filters."""
     results: list[RoutedAddress] = []
     pending: list = [(address, [], 0)]  # type: ignore[type-arg]
     while pending:
@@ -468,17 +548,56 @@ def route_address(config: Config, address: str, ctx_vars: dict[str, str] | None 
         if isinstance(entry, RoutedAddress):  # a pipe or file item, routed by its redirect router
             results.append(entry)
             continue
-        addr, parents, generation, *start = entry
-        results.append(_route_one(config, addr, parents, generation, ctx_vars or {}, verifying, pending, ctx,
-                                  start[0] if start else 0))
+        # (address, its ancestors, generation[, first router to try[, the router that handled each ancestor]])
+        addr, parents, generation, *rest = entry
+        start = rest[0] if rest else 0
+        routers = rest[1] if len(rest) > 1 else []
+        results.append(
+            _route_one(
+                config,
+                addr,
+                parents,
+                generation,
+                ctx_vars or {},
+                verifying,
+                pending,
+                ctx,
+                start,
+                routers,
+                notices,
+                rest[2] if len(rest) > 2 else (),
+                message,
+            )
+        )
     return [r for r in results if r.outcome != "redirected"]
 
 
-def _route_one(config: Config, address: str, parents: list[str], generation: int, ctx_vars: dict[str, str],
-               verifying: bool, pending: list, ctx: ExpansionContext | None, start: int = 0) -> RoutedAddress:  # type: ignore[type-arg]
-    result = RoutedAddress(address, parents)
+def _route_one(
+    config: Config,
+    address: str,
+    parents: list[str],
+    generation: int,
+    ctx_vars: dict[str, str],
+    verifying: bool,
+    pending: list,  # type: ignore[type-arg]
+    ctx: ExpansionContext | None,
+    start: int = 0,
+    routers: list[str] | None = None,
+    notices: list[SyntaxErrorNotice] | None = None,
+    order: tuple[int, ...] = (),
+    mail: Any = None,
+) -> RoutedAddress:
+    result = RoutedAddress(address, parents, order=order)
+    routers = routers or []
+    if routers and routers[0] in _one_time_routers(config):
+        result.one_time = True
+    # Exim's loop check: a router is skipped for an address that has an ancestor of the same
+    # address (ignoring the local part's case only where it is caseless) that this router handled
+    looped = {r for p, r in zip(parents, routers, strict=False) if p.lower() == address.lower()}
     local_part, _, domain = address.rpartition("@")
     context = ctx or ExpansionContext(config=config)
+    if mail is not None and context.message is None:
+        context.message = mail  # the message being delivered: $h_ in conditions and filters
     context.variables.update(ctx_vars)
     context.variables.update({"local_part": Tainted(local_part), "domain": Tainted(domain)})
     context.variables[_FULL_LOCAL_PART] = Tainted(local_part)
@@ -486,22 +605,33 @@ def _route_one(config: Config, address: str, parents: list[str], generation: int
         result.outcome, result.message = "failed", "too many redirections"
         return result
     context.variables.pop(_TRIED, None)
+    stop = False  # the last router run declined and has no_more
+    decline_message = ""
     for index, inst in enumerate(config.routers):
         if index < start:
-            continue  # an unseen router's copy goes on from the next router
+            continue  # an unseen router's copy goes on from the next router (or a pass_router)
+        if stop:
+            break
+        if inst.name in looped:
+            continue
         try:
             if not _preconditions(inst, context, verifying):
                 continue
+            # from here on the router runs: a decline with no_more ends the search
+            more = inst.options.get("more")
+            stop = more is not None and not _is_true(more, context)
             # unseen: when this router takes the address, a copy goes on to the routers after it
             copy = _is_true(inst.options.get("unseen"), context)
             if inst.driver == "accept":
                 result.router, result.transport = inst.name, _transport_name(config, inst, context)
                 _routed(result, inst, context)
-                return _unseen(result, pending, generation, index) if copy else result
+                return _unseen(result, pending, generation, index, routers) if copy else result
             if inst.driver == "redirect":
                 data = _expand_option(inst, "data", context)
                 if data is None and inst.options.get("file"):
                     path = _expand_option(inst, "file", context) or ""
+                    if is_tainted(path):  # a file named by the message's sender is not read
+                        raise _RouterDefer(f"Tainted name '{path}' for file read not permitted")
                     try:
                         data = open(path, encoding="utf-8").read()
                     except OSError:
@@ -509,12 +639,26 @@ def _route_one(config: Config, address: str, parents: list[str], generation: int
                 if not data:
                     continue  # nothing to redirect to: the router declines
                 stripped = data.strip()
+                kind = _filter_kind(stripped)
+                if kind is not None:
+                    from pyxim.routers import redirect
+
+                    filtered, significant = redirect.run_filter(inst, context, stripped, kind, address)
+                    if filtered is None:
+                        continue  # the filter set up no delivery at all: the router declines
+                    stripped = filtered
+                    if not significant:
+                        # only unseen deliveries: the address goes on to the next routers too
+                        # (routed after what the filter made, as Exim does)
+                        pending.append(
+                            (address, [address, *parents], generation, index + 1, [inst.name, *routers])
+                        )
                 for keyword, outcome in ((":fail:", "failed"), (":defer:", "deferred")):
                     if stripped.startswith(keyword):
                         if not inst.options.get("allow_fail" if outcome == "failed" else "allow_defer"):
                             raise _RouterDefer(f'error in redirect data: "{stripped}" is not permitted')
                         result.outcome = outcome
-                        result.message = stripped[len(keyword):].strip() or (
+                        result.message = stripped[len(keyword) :].strip() or (
                             "Unrouteable address" if outcome == "failed" else "deferred by redirect"
                         )
                         result.router = inst.name
@@ -528,22 +672,60 @@ def _route_one(config: Config, address: str, parents: list[str], generation: int
                 # Exim's order: pipes and files first, as written; then the new addresses, last first
                 # (pending is a stack: what is pushed last is handled first)
                 items = _redirect_items(stripped)
-                for item in items:
+                skipped: list[tuple[str, str]] = []
+                for position, item in enumerate(items):
                     if item.startswith(("|", "/")):
                         continue
                     parsed, error = _parse_redirect_address(item)
                     if parsed is None:
                         if inst.options.get("skip_syntax_errors"):
-                            continue  # Exim logs and skips it
+                            skipped.append((str(error), item))  # Exim logs it and goes on
+                            continue
                         raise _RouterDefer(f'error in redirect data: {error} in "{item}"')
                     item = parsed
-                    child = item if "@" in item else f"{item}@{_qualify(config, context)}"
-                    pending.append((child, [address, *parents], generation + 1))
-                for item in reversed([i for i in items if i.startswith(("|", "/"))]):
-                    pending.append(_special_item(config, inst, context, item, [address, *parents]))
+                    if "@" in item:
+                        child = item
+                    elif inst.options.get("qualify_preserve_domain"):
+                        child = f"{item}@{domain}"  # the domain of the address being redirected
+                    else:
+                        child = f"{item}@{_expand_option(inst, 'qualify_domain', context) or _qualify(config, context)}"
+                    if inst.options.get("rewrite") is not False and config.rewrite_rules:
+                        child = _rewrite_generated(config, child)
+                    if inst.options.get("check_ancestor") and any(
+                        child.lower() == a.lower() for a in [address, *parents][1:]
+                    ):
+                        # back to an ancestor (A aliased to B, B forwarding to A): B itself instead
+                        child = address
+                    pending.append(
+                        (
+                            child,
+                            [address, *parents],
+                            generation + 1,
+                            0,
+                            [inst.name, *routers],
+                            (*order, position),
+                        )
+                    )
+                for position, item in reversed(
+                    [(n, i) for n, i in enumerate(items) if i.startswith(("|", "/"))]
+                ):
+                    special = _special_item(config, inst, context, item, [address, *parents])
+                    special.order = (*order, position)
+                    pending.append(special)
+                if skipped and notices is not None and not verifying:
+                    notices.append(
+                        SyntaxErrorNotice(
+                            inst.name,
+                            skipped,
+                            _expand_option(inst, "syntax_errors_to", context),
+                            _expand_option(inst, "syntax_errors_text", context),
+                        )
+                    )
                 result.outcome = "redirected"
                 if copy:
-                    pending.append((address, [address, *parents], generation, index + 1))
+                    pending.append(
+                        (address, [address, *parents], generation, index + 1, [inst.name, *routers])
+                    )
                 return result
             if inst.driver in ("manualroute", "dnslookup"):
                 route_transport = None
@@ -551,44 +733,70 @@ def _route_one(config: Config, address: str, parents: list[str], generation: int
                     found = _manualroute(config, inst, context, inst.name)
                     hosts, route_transport = found if found is not None else (None, None)
                 else:
-                    hosts = _dnslookup(inst, context)
-                ignore = _expand_option(inst, "ignore_target_hosts", context)
-                if hosts and ignore:
-                    from pyxim.lists import match_host_list
+                    from pyxim.routers import dnslookup
 
-                    hosts = [h for h in hosts if not (h.address and match_host_list(context, h.address, ignore, ""))]
+                    dns_route = dnslookup.route(inst, context)
+                    if dns_route is not None and dns_route.name.lower() != domain.lower():
+                        # found under another name (widened, qualified by the resolver, the end
+                        # of a CNAME chain): a child address with that domain is routed afresh
+                        # from the first router (Exim's rf_change_domain)
+                        pending.append(
+                            (
+                                f"{local_part}@{dns_route.name}",
+                                [address, *parents],
+                                generation + 1,
+                                0,
+                                [inst.name, *routers],
+                            )
+                        )
+                        result.outcome = "redirected"
+                        return result
+                    hosts = dns_route.hosts if dns_route is not None else None
                 if hosts:
                     hosts = _self_check(inst, context, hosts, domain)
                 if not hosts:
                     continue
-                canonical = context.variables.pop(_CANONICAL_DOMAIN, None)
-                if canonical and canonical.lower() != domain.lower():
-                    # routed under the canonical name: the address becomes a child of the alias
-                    result.parents = [address, *parents]
-                    result.address = f"{local_part}@{canonical}"
                 result.router = inst.name
                 result.transport = route_transport or _transport_name(config, inst, context)
                 result.hosts = hosts
                 _routed(result, inst, context)
                 if copy:
-                    return _unseen(result, pending, generation, index)
+                    return _unseen(result, pending, generation, index, routers)
                 return result
             # drivers whose routing is not implemented yet decline
+        except _Decline as exc:
+            if exc.args and exc.args[0]:
+                decline_message = str(exc.args[0])
+        except RouterPass:
+            target = _expand_option(inst, "pass_router", context)
+            if target:
+                found_at = next((n for n, r in enumerate(config.routers) if r.name == target), None)
+                if found_at is None or found_at <= index:
+                    result.outcome = "deferred"
+                    result.message = f'pass_router "{target}" not found after {inst.name} router'
+                    return result
+                start = found_at
+            stop = False  # a pass goes on even past no_more
+            continue
         except _RouterDefer as exc:
             result.outcome, result.message = "deferred", str(exc)
+            result.freeze, result.log_lines, result.errno = exc.freeze, exc.log_lines, exc.errno
+            result.router = inst.name
             return result
         except _RouterFail as exc:
-            result.outcome, result.message = "failed", str(exc)
+            result.outcome, result.message, result.log_lines = "failed", str(exc), exc.log_lines
+            result.router = inst.name
             return result
         except LookupDefer as exc:
             result.outcome, result.message = "deferred", exc.message
             return result
         except ExpansionError as exc:
-            result.outcome, result.message = "deferred", f"failed to expand in {inst.name} router: {exc.message}"
+            result.outcome, result.message = (
+                "deferred",
+                f"failed to expand in {inst.name} router: {exc.message}",
+            )
             return result
-        if inst.options.get("more") is False:
-            break
-    message = "Unrouteable address"
+    message = decline_message or "Unrouteable address"
     tried = context.variables.get(_TRIED)
     last_ran = next((r for r in config.routers if r.name == tried), None) if tried else None
     if last_ran is not None and last_ran.options.get("cannot_route_message"):
@@ -601,20 +809,49 @@ def _route_one(config: Config, address: str, parents: list[str], generation: int
     return result
 
 
-def _special_item(config: Config, inst: DriverInstance, ctx: ExpansionContext, item: str,
-                  parents: list[str]) -> RoutedAddress:
+def _rewrite_generated(config: Config, address: str) -> str:
+    """The redirect router's `rewrite` option (default on): a generated address goes through the
+    rewrite section's envelope-recipient (T) rules, as Exim rewrites new addresses."""
+    from pyxim.expand.taint import carry
+    from pyxim.rewrite import ENVTO, Rewriter, rules_of
+
+    rules = rules_of(config)
+    if not rules.exist & ENVTO:
+        return address
+    new = Rewriter(config, rules).rewrite_one(address, ENVTO).address
+    return carry(new, address) if new else address
+
+
+def _one_time_routers(config: Config) -> set[str]:
+    return {r.name for r in config.routers if r.driver == "redirect" and r.options.get("one_time")}
+
+
+def _filter_kind(data: str) -> str | None:
+    """Redirection data that is a filter: its first line says "# Exim filter" or "# Sieve filter"
+    (any case, any spacing)."""
+    first = data.split("\n", 1)[0].strip().lower()
+    words = first[1:].split() if first.startswith("#") else []
+    if words[:2] in (["exim", "filter"], ["sieve", "filter"]):
+        return words[0]
+    return None
+
+
+def _special_item(
+    config: Config, inst: DriverInstance, ctx: ExpansionContext, item: str, parents: list[str]
+) -> RoutedAddress:
     """A "|command" or "/file" from redirection data: delivered by the router's pipe_transport or
     file_transport (directory_transport for "/dir/"); forbid_pipe/forbid_file refuse them."""
     pipe = item.startswith("|")
     kind = "pipe" if pipe else "file"
     result = RoutedAddress(item, parents, router=inst.name)
-    if inst.options.get(f"forbid_{kind}"):
-        result.outcome, result.message = "failed", f"{kind} delivery forbidden by {inst.name} router"
-        return result
     option = "pipe_transport" if pipe else ("directory_transport" if item.endswith("/") else "file_transport")
     name = str(inst.options.get(option) or "")
     if "$" in name:
         name = expand_string(name, ctx)
+    if inst.options.get(f"forbid_{kind}"):
+        # it fails at delivery, logged with the transport it would have had
+        result.outcome, result.message, result.transport = "failed", f"delivery to {kind} forbidden", name
+        return result
     if not name:
         result.outcome = "deferred"
         result.message = f"{option} not set for {inst.name} router"
@@ -629,7 +866,24 @@ def _special_item(config: Config, inst: DriverInstance, ctx: ExpansionContext, i
 
 
 class _RouterDefer(Exception):
-    """A router cannot finish (its transport is missing): the address is deferred."""
+    """A router cannot finish (its transport is missing, a host lookup did not complete …):
+    the address is deferred; `freeze` freezes the message too (Exim's SPECIAL_FREEZE)."""
+
+    def __init__(
+        self, message: str = "", freeze: bool = False, log_lines: list[str] | None = None, errno: int = 0
+    ) -> None:
+        super().__init__(message)
+        self.freeze = freeze
+        self.log_lines = log_lines or []
+        self.errno = errno
+
+
+class RouterPass(Exception):
+    """The router passes the address on: to its pass_router, else to the next router (even
+    past no_more) — host_find_failed = pass, pass_on_timeout."""
+
+
+RouterDefer = _RouterDefer
 
 
 def _transport_name(config: Config, inst: DriverInstance, ctx: ExpansionContext) -> str:
@@ -654,13 +908,22 @@ def format_bt(results: list[RoutedAddress], original: str) -> tuple[str, int]:
     """-bt output and exit status (0 routed, 1 deferred, 2 failed)."""
     out: list[str] = []
     status = 0
+    # Exim prints an address that fails or defers as soon as routing ends for it, the routed
+    # ones after all routing is done
+    results = sorted((r for r in results if r.outcome in ("failed", "deferred")), key=lambda r: r.order) + [
+        r for r in results if r.outcome not in ("failed", "deferred")
+    ]
     for r in results:
-        if r.outcome == "failed":
+        if r.outcome == "failed" and r.address.startswith(("|", "/")) and r.message.endswith(" forbidden"):
+            # Exim lists a forbidden pipe or file with its parent and does not count it a failure here
+            out.append(f"{r.parents[0]} -> {r.address} *** forbidden ***")
+        elif r.outcome == "failed":
             out.append(f"{r.address} is undeliverable: {r.message}")
             out.extend(f"    <-- {p}" for p in r.parents)
             status = 2
         elif r.outcome == "deferred":
             out.append(f"{r.address} cannot be resolved at this time: {r.message}")
+            out.extend(f"    <-- {p}" for p in r.parents)
             status = max(status, 1)
         elif r.outcome == "discarded":
             out.append(f"mail to {r.address} is discarded")
@@ -678,9 +941,9 @@ def format_bt(results: list[RoutedAddress], original: str) -> tuple[str, int]:
             awidth = max((len(h.address or "") for h in r.hosts), default=0)
             for h in r.hosts:
                 line = f"  host {h.name:<{width}} [{h.address}]" + " " * (awidth - len(h.address or ""))
-                if h.port is not None:
-                    line += f" port={h.port}"
                 if h.mx is not None:
                     line += f" MX={h.mx}"
+                if h.port is not None:
+                    line += f" port={h.port}"
                 out.append(line)
     return "".join(line + "\n" for line in out), status

@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from pyxim.config.drivers import register
+from pyxim.config.model import DriverInstance
 from pyxim.config.options import OptionDef, opt
+from pyxim.errors import ConfigError
+from pyxim.expand import ExpansionContext
 
 OPTIONS: list[OptionDef] = [
     opt("allow_defer", "bool", False),
@@ -57,4 +62,93 @@ OPTIONS: list[OptionDef] = [
     opt("syntax_errors_to"),
 ]
 
-register("router", "redirect", OPTIONS)
+
+def init(options: dict[str, object], explicit: set[str]) -> None:
+    """one_time redirection cannot be undone for pipes, files and replies: Exim forbids them."""
+    if options.get("one_time"):
+        options["forbid_pipe"] = options["forbid_file"] = options["forbid_filter_reply"] = True
+
+
+register("router", "redirect", OPTIONS, init=init)
+
+
+class RouterConfigError(ConfigError):
+    """Exim's wording for a router whose options do not go together ("… error for NAME router:")."""
+
+    def __str__(self) -> str:
+        return f"Exim configuration error for {self.message}"
+
+
+def check_instance(inst: DriverInstance) -> None:
+    """Checks Exim's redirect router makes when it is initialised."""
+    if (
+        inst.options.get("allow_filter")
+        and inst.options.get("user") is None
+        and not inst.options.get("check_local_user")
+    ):
+        # a filter runs commands and writes files: Exim wants to know as whom
+        raise RouterConfigError(
+            f'{inst.name} router:\n  "user" or "check_local_user" must be set with "allow_filter"'
+        )
+    if inst.options.get("one_time") and inst.options.get("unseen") not in (None, False):
+        raise RouterConfigError(f'{inst.name} router:\n  "unseen" may not be used with "one_time"')
+
+
+def run_filter(
+    inst: DriverInstance, ctx: ExpansionContext, data: str, kind: str, address: str
+) -> tuple[str | None, bool]:
+    """Redirection data that is an Exim or Sieve filter. Returns plain redirection data for
+    what the filter decided (None: nothing) and whether that was a significant delivery (if
+    not, the address goes on to the next routers too). Refused, with Exim's words, unless
+    allow_filter (and not forbid_<kind>_filter)."""
+    from pyxim.routers.engine import RouterDefer
+
+    if not inst.options.get("allow_filter"):
+        raise RouterDefer("error in filter data: filtering not enabled")
+    if inst.options.get(f"forbid_{kind}_filter"):
+        raise RouterDefer(
+            f"error in filter data: {'Exim' if kind == 'exim' else 'Sieve'} filtering not enabled"
+        )
+    if kind == "sieve":
+        raise RouterDefer("error in filter data: Sieve filtering is not available in this version of pyxim")
+    from pyxim.routers.exim_filter import interpret
+
+    return interpret(inst, ctx, data, address)
+
+
+def report_syntax_errors(config: Any, spool: Any, message: Any, notices: list[Any], log: Any) -> list[str]:
+    """What a skip_syntax_errors router skipped: one log line per item, and a message to
+    syntax_errors_to (Exim's "error(s) in forwarding or filtering", from <>). Returns the ids
+    of the messages spooled."""
+    from pyxim.delivery.bounce import _new_report, _received, _references, _spool_report
+
+    new_ids: list[str] = []
+    for notice in notices:
+        for error, item in notice.errors:
+            log(f'{message.message_id} {notice.router} router: skipped error: {error} in "{item}"')
+        if not notice.to:
+            continue
+        report = _new_report(config)
+        body = [
+            notice.text + "\n\n"
+            if notice.text
+            else f"The {notice.router} router encountered the following error(s):\n\n"
+        ]
+        body += [f'  {error} in the address\n  "{item}"\n\n' for error, item in notice.errors]
+        if not notice.text:
+            body.append("Other addresses were processed normally.\n")
+        # Exim writes the References: line after the blank line that ends the headers, so it
+        # arrives in the body; it is kept there, as Exim's recipients see it
+        references = "".join(text for text, _ in _references(message))
+        text = (references + "".join(body)).encode()
+        headers = [
+            (_received(config, report.host, report.new_id, notice.to, report.date), "P"),
+            ("Auto-Submitted: auto-replied\n", " "),
+            (f"From: Mail Delivery System <Mailer-Daemon@{report.host}>\n", "F"),
+            (f"To: {notice.to}\n", "T"),
+            ("Subject: error(s) in forwarding or filtering\n", " "),
+            (f"Message-Id: <E{report.new_id}@{report.host}>\n", "I"),
+            (f"Date: {report.date}\n", " "),
+        ]
+        new_ids.append(_spool_report(config, spool, message, report, notice.to, headers, text, log))
+    return new_ids
