@@ -51,7 +51,8 @@ _WITH_VALUE = {"-C", "-bem", "-f", "-F", "-oX", "-oMa", "-oMs", "-oMr", "-oMt", 
 _MESSAGE_COMMANDS = ("-Mf", "-Mt", "-Mrm", "-Mg", "-Mar", "-Mmd", "-Mvh", "-Mvb", "-Mvl")
 
 # -q, -qq, -qf, -qff, -qi … optionally followed by a time (with -bd: the interval between runs)
-_QUEUE_RUN = re.compile(r"-q(q?f{0,2}i?)(\d+[smhdw]?(?:\d+[smhdw])*)?")
+# (Exim reads the letters in the order q, i, f, f: -qqif, -qiff; -qfi is taken too)
+_QUEUE_RUN = re.compile(r"-q(q?(?:i?f{0,2}|f{1,2}i))(\d+[smhdw]?(?:\d+[smhdw])*)?")
 
 
 def parse_command_line(argv: Sequence[str]) -> CommandLine:
@@ -98,7 +99,7 @@ def parse_command_line(argv: Sequence[str]) -> CommandLine:
             i += 1
         elif arg.startswith("-C") and len(arg) > 2:
             cl.config_path = arg[2:]
-        elif arg in ("-bV", "-bP", "-be", "-bd", "-bdf", "-bs", "-bt", "-bv", "-bh", "-bp", "-bpc", "-bpu"):
+        elif arg in ("-bV", "-bP", "-be", "-bd", "-bdf", "-bs", "-bt", "-bv", "-bh", "-bp", "-bpc", "-bpu", "-brw"):
             cl.mode = arg
         elif arg == "-bhc":
             cl.mode, cl.callouts = "-bh", True  # -bh that makes verify callouts for real
@@ -381,7 +382,7 @@ def run_delivery(cl: CommandLine) -> int:
         queue_run(config, spool, logger.main, force="f" in flags, frozen="ff" in flags,
                   flag="" if flags == "-q" and cl.selection is None else
                   (f"-{cl.selection[0]}{flags[2:]} {cl.selection[1]}" if cl.selection else flags),
-                  selection=cl.selection)
+                  selection=cl.selection, two_stage=flags.startswith("-qq"), initial_only="i" in flags[2:])
         return 0
     if not cl.args:
         raise UsageError(f"no message ids given after {cl.mode} option")
@@ -473,6 +474,18 @@ def run_bt(cl: CommandLine, out: TextIO, inp: TextIO) -> int:
     return status
 
 
+def run_brw(cl: CommandLine, out: TextIO) -> int:
+    """-brw ADDRESS: what the rewrite rules make of it in each header and the envelope."""
+    from pyxim.rewrite import rewrite_test
+
+    if not cl.args:
+        out.write("-brw needs an address argument\n")
+        return 1
+    config = _load(cl)
+    rewrite_test(config, cl.args[0], out.write)  # its log lines go to stderr, as Exim's do here
+    return 0
+
+
 def run_help(cl: CommandLine, out: TextIO) -> int:
     out.write(
         "usage: pyxim [-C file] [-DNAME=value] -bV | -bP [names] | -be [strings] | -bem file\n"
@@ -497,7 +510,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             from pyxim.smtp.daemon import run_daemon
 
             return run_daemon(cl.config_path, cl.macros, cl.listen, detach=cl.mode == "-bd",
-                              queue_interval=cl.queue_interval)
+                              queue_interval=cl.queue_interval, queue_flags=cl.queue_run or "-q")
         if cl.mode in ("-q", "-M", "-Mc"):
             return run_delivery(cl)
         if cl.mode in _MESSAGE_COMMANDS:
@@ -506,6 +519,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return run_bt(cl, sys.stdout, sys.stdin)
         if cl.mode in ("-bs", "-bh"):
             return run_smtp_stdio(cl, sys.stdout, sys.stdin)
+        if cl.mode == "-brw":
+            return run_brw(cl, sys.stdout)
         if cl.mode == "--help":
             return run_help(cl, sys.stdout)
         if cl.mode == "-bm" or (cl.mode == "" and (cl.args or cl.extract)):

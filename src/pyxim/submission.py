@@ -64,7 +64,11 @@ def submit(config: Config, stdin, recipients: list[str], extract: bool, dot_ends
     if start.verdict != "accept":
         raise SubmissionError(start.message or "message rejected by acl_not_smtp_start")
     data, longest = read_message(stdin, dot_ends)
-    default_sender = f"{_login()}@{session._qualify_recipient()}"
+    # the caller's own address takes qualify_domain (qualify_recipient is for recipients)
+    from pyxim.expand.variables import resolve_variable
+    from pyxim.smtp.session import _Ev
+
+    default_sender = f"{_login()}@{resolve_variable(_Ev(session.ctx), 'qualify_domain')}"
     if sender is None:
         sender = default_sender
         session.extra_options = {"auth_id": _login(), "auth_sender": default_sender, "local": None}

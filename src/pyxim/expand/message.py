@@ -456,6 +456,9 @@ def load_bem_message(
     if sender is None:
         sender = default_sender
 
+    from pyxim.rewrite import bem_rewriter
+
+    rewriter = bem_rewriter(ctx)  # with rewrite rules, they qualify and rewrite the headers
     message = Message()
     for raw in reading.headers:
         text = raw.decode("utf-8", "surrogateescape")
@@ -463,7 +466,8 @@ def load_bem_message(
         message.headers.append(line)
         if _option(ctx, "no_qualify_headers", False):  # -bnq style suppression, if a caller sets it
             continue
-        new = qualify_header(text, line.type, qualify_domain, qualify_recipient)
+        new = (rewriter(text, line.type) if rewriter is not None
+               else qualify_header(text, line.type, qualify_domain, qualify_recipient))
         if new is not None:
             line.type = DELETED  # Exim keeps the old line, marked, and adds the new one after it
             message.headers.append(HeaderLine(header_name(new), new))

@@ -37,8 +37,9 @@ class SpoolHeader:
 
     @classmethod
     def of(cls, text: str) -> SpoolHeader:
-        name = text.split(":", 1)[0].strip().lower()
-        return cls(text, HEADER_TYPES.get(name, " "))
+        from pyxim.expand.message import header_type  # Resent-To/From/… typed like To/From/…
+
+        return cls(text, header_type(text))
 
 
 @dataclass(slots=True)
