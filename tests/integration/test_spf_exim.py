@@ -48,8 +48,9 @@ def _conf(work: Path, name: str, extra: str = "") -> Path:
 
 
 def _log_lines(text: str) -> list[str]:
+    # pyxim's notice for the older result names (err_perm) has no counterpart in Exim
     return [line for line in text.split("\n") if line.startswith("LOG: ") and "Warning" not in line
-            and "purging" not in line]
+            and "purging" not in line and "is deprecated" not in line]
 
 
 def test_spf_results_match_exim(dns_server: DnsServer) -> None:

@@ -30,6 +30,7 @@ class DkimResults:
     log: list[str] = field(default_factory=list)  # what verification has to say in the main log
     passed: str = ""  # the domain of the first signature that verified (DKIM= on the <= line)
     signatures: list[dict[str, str]] = field(default_factory=list)  # each signature's $dkim_* values, in order
+    after_acl: list[str] = field(default_factory=list)  # per signature (as `signatures`): its dkim_verbose line
 
 
 DkimVerifier = Callable[["ExpansionContext", bytes], DkimResults]

@@ -36,6 +36,9 @@ def _lookup(name: str, qtype: str, tcpfallback: bool = True, timeout: int = 30) 
     try:
         answer = resolver.query(name, qtype)
     except LookupDefer as exc:
+        if qtype in ("A", "AAAA") and exc.message.startswith("CNAME loop"):
+            # a broken name, not a failed server: no address (RFC 7208 5.5 skips such names in ptr)
+            return []
         raise spf.TempError(f"DNS {exc.message}") from None
     out: list[tuple[Any, Any]] = []
     for rdata in answer.records:
@@ -110,9 +113,13 @@ def _condition(run: AclRun, value: str, guess: bool) -> bool:
     wanted = []
     for item in iterate_list(run.expand(value)):
         negated = item.startswith("!")
-        word = OLD_NAMES.get(item.lstrip("!").strip(), item.lstrip("!").strip())
+        name = item.lstrip("!").strip()
+        word = OLD_NAMES.get(name, name)
+        if word != name:
+            # SPEC-NOTES: the older name works, with a line in the main log
+            run.state.log_lines.append((False, f'spf result name "{name}" is deprecated; use "{word}"'))
         if word not in RESULTS:
-            raise AclConditionError(f"invalid spf result name \"{item}\"")
+            raise AclConditionError(f'invalid spf result name "{item}"')
         wanted.append((negated, word))
     values = check(run, guess)
     run.ctx.variables.update(values)
