@@ -104,13 +104,17 @@ def test_local_mail_lands_in_a_maildir_under_the_data_directory(data_home: Path)
         while not (maildir / "new").is_dir() or not any((maildir / "new").iterdir()):
             assert time.time() < deadline, "nothing delivered"
             time.sleep(0.1)
+        log_path = data_home / "pyxim" / "log" / "mainlog"
+        while "Completed" not in (log_path.read_text() if log_path.exists() else ""):
+            assert time.time() < deadline, "no Completed line"  # the file lands before its log line
+            time.sleep(0.1)
         messages = list(mailbox.Maildir(str(maildir), create=False))
         assert len(messages) == 1
         assert messages[0]["Subject"] == "hello"
         assert messages[0]["Envelope-to"] == "daemon@localhost"
         assert messages[0].get_payload() == "first message\n"
         # written by the user running pyxim, not by root
-        log = (data_home / "pyxim" / "log" / "mainlog").read_text()
+        log = log_path.read_text()
         assert f", -q5m, listening for SMTP on [127.0.0.1]:{port}" in log
         assert "=> daemon <daemon@localhost> R=localuser T=local_maildir" in log
     finally:

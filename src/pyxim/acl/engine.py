@@ -75,6 +75,16 @@ def register_control(name: str, handler: ControlFunc | None = None) -> None:
         CONTROL_HANDLERS[name] = handler
 
 
+# `verify = <kind>[/options]` kinds that live in modules of their own (arc …): func(run, options)
+VERIFY_KINDS: dict[str, ConditionFunc] = {}
+
+
+def register_verify(name: str, func: ConditionFunc) -> None:
+    """Make `verify = name/options` known; `func(run, options)` decides it (the verify value is
+    expanded once, before its kind is looked up, so the options come already expanded)."""
+    VERIFY_KINDS[name] = func
+
+
 def acl_condition(name: str) -> Callable[[ConditionFunc], ConditionFunc]:
     def register(func: ConditionFunc) -> ConditionFunc:
         from pyxim.config.sections import register_acl_name
@@ -145,7 +155,7 @@ _NOT_EXPANDED_AT_TOP = frozenset(
 def _load_condition_modules() -> None:
     """Conditions that live in modules of their own register when imported."""
     from pyxim.acl import dnslists, mime, ratelimit  # noqa: F401
-    from pyxim.policy import dkim, spf  # noqa: F401
+    from pyxim.policy import arc, dkim, dmarc, spf  # noqa: F401
 
 
 def acl_runner(config: Config, ctx: ExpansionContext, state: AclState | None = None):  # type: ignore[no-untyped-def]
@@ -394,11 +404,68 @@ def _mod_set(run: AclRun, value: str) -> None:
     run.ctx.acl_vars[name] = run.expand(text.strip())
 
 
+# Where add_header puts its headers (Exim's prefixes; without one, at the end)
+HEADER_POSITIONS = (":after_received:", ":at_start_rfc:", ":at_start:", ":at_end:")
+
+
 def _mod_add_header(run: AclRun, value: str) -> None:
     text = run.expand(value)
+    # a position prefix applies to every header of this add_header; it is kept on each stored header
+    # and acted on when the message's headers are put together
+    position = next((p for p in HEADER_POSITIONS if text[: len(p)].lower() == p), "")
+    text = text[len(position) :]
+    # one header per line, but a line starting with white space continues the header before it
+    # (Exim's setup_header): ${authresults} and other folded values stay one header
+    lines: list[str] = []
     for line in text.split("\n"):
-        if line:
-            run.state.add_headers.append(line if ":" in line else f"X-ACL-Warn: {line}")
+        if line[:1] in (" ", "\t") and lines:
+            lines[-1] += "\n" + line
+        elif line:
+            lines.append(line)
+    for line in lines:
+        header = line if ":" in line.split("\n", 1)[0] else f"X-ACL-Warn: {line}"
+        run.state.add_headers.append(position + header)
+        position = ""  # only the first header of the value goes where the prefix says
+
+
+def place_added_headers(headers: list, added: list[str], make) -> None:  # type: ignore[type-arg,no-untyped-def]
+    """Put the add_header headers (each with its position prefix, if any) into a message's headers.
+
+    headers: spool headers in order (each with .text); make(text) builds one. As Exim places them:
+    :at_start: goes first; :after_received: after the first run of Received: headers;
+    :at_start_rfc: after the first header and the Received:/Resent-* headers that follow it; the
+    others last. Only the first header of one add_header value carries its position."""
+
+    def name(h) -> str:  # type: ignore[no-untyped-def]
+        return str(h.text).split(":", 1)[0].strip().lower()
+
+    anchor = None  # Exim remembers where the last :after_received:/:at_start_rfc: header went
+    for text in added:
+        position = next((p for p in HEADER_POSITIONS if text[: len(p)].lower() == p), "")
+        header = make(text[len(position) :] + "\n")
+        if position == ":at_start:" or (position in (":after_received:", ":at_start_rfc:") and not headers):
+            headers.insert(0, header)
+            continue
+        if position == ":at_start_rfc:":
+            n = 0
+            while n + 1 < len(headers) and (name(headers[n + 1]) == "received"
+                                            or name(headers[n + 1]).startswith("resent-")):
+                n += 1
+            anchor = headers[n]
+        elif position == ":after_received:":
+            if anchor is None:
+                first = next((i for i, h in enumerate(headers) if name(h) == "received"), None)
+                if first is None:
+                    headers.append(header)
+                    continue
+                n = first
+                while n + 1 < len(headers) and name(headers[n + 1]) == "received":
+                    n += 1
+                anchor = headers[n]
+        else:
+            headers.append(header)
+            continue
+        headers.insert(next(i for i, h in enumerate(headers) if h is anchor) + 1, header)
 
 
 def _mod_remove_header(run: AclRun, value: str) -> None:
@@ -648,14 +715,17 @@ def _verify_not_blind(run: AclRun) -> bool:
     return False
 
 
-def _verify_header_sender(run: AclRun) -> bool:
-    """At least one address in Sender:, Reply-To: or From: must verify (route)."""
+def _verify_header_sender(run: AclRun, options: str = "", text: str = "") -> bool:
+    """At least one address in Sender:, Reply-To: or From: must verify (route, and answer a
+    callout when /callout is given); when none does and some could not be checked, the
+    condition defers, as Exim's does."""
     from pyxim.address import extract_address, split_address_list
     from pyxim.routers.engine import route_address
 
     msg = run.ctx.message
     if msg is None:
         return True
+    deferred = False
     for header in msg.headers:
         if header.name.lower() not in ("sender", "reply-to", "from"):
             continue
@@ -664,8 +734,23 @@ def _verify_header_sender(run: AclRun) -> bool:
             if parsed is None or "@" not in parsed.address:
                 continue
             results = route_address(run.config, parsed.address, verifying=True)
-            if results and all(r.outcome in ("routed", "discarded") for r in results):
+            if any(r.outcome == "deferred" for r in results):
+                deferred = True
+                continue
+            if not results or not all(r.outcome in ("routed", "discarded") for r in results):
+                continue
+            if "callout" not in options:
                 return True
+            from pyxim.acl.callout import verify_by_callout
+
+            try:
+                if verify_by_callout(run, "header_sender", parsed.address, results, options, text):
+                    return True
+            except LookupDefer:
+                deferred = True
+            run.verify_failure = run.verify_user_message = None  # the next address gets its chance
+    if deferred:
+        raise LookupDefer("all attempts to verify a sender in a header line deferred")
     run.verify_failure = "there is no valid sender in any header line"
     return False
 
@@ -715,7 +800,7 @@ def _cond_verify(run: AclRun, value: str) -> bool:
     if what == "helo":
         return _verify_helo(run)
     if what == "header_sender":
-        return _verify_header_sender(run)
+        return _verify_header_sender(run, options, text)
     if what == "certificate":
         return run.ctx.variables.get("tls_in_certificate_verified") == "1"
     if what in ("sender", "recipient"):
@@ -735,62 +820,23 @@ def _cond_verify(run: AclRun, value: str) -> bool:
         if deferred is not None and "defer_ok" not in options:
             raise LookupDefer(deferred.message)
         if failed is not None:
-            prefix = "" if what == "recipient" else f"<{address}> "
-            run.verify_failure = f"{prefix}{failed.message}"
-            run.verify_user_message = failed.message if what == "recipient" else "Sender verify failed"
+            if what == "recipient":
+                run.verify_failure = run.verify_user_message = failed.message
+            else:
+                from pyxim.acl.callout import sender_failed
+
+                sender_failed(run, str(address), failed.message,
+                              [f"Verification failed for <{address}>", failed.message])
             return False
         if "callout" in options:
-            return _callout(run, what, str(address), results, options)
+            from pyxim.acl.callout import verify_by_callout
+
+            return verify_by_callout(run, what, str(address), results, options, text)
         return True
+    handler = VERIFY_KINDS.get(what)
+    if handler is not None:
+        return handler(run, options)
     raise AclConditionError(f"verify = {what} is not available in this version of pyxim")
-
-
-def _callout(run: AclRun, what: str, address: str, results: list, options: str) -> bool:  # type: ignore[type-arg]
-    """verify = recipient/callout (or sender/callout): ask the host the address routes to whether it
-    would take it (MAIL FROM:<>, RCPT TO:<address>, QUIT), as Exim's callout does."""
-    from pyxim.config.options import read_time
-    from pyxim.delivery import TransportCall
-    from pyxim.expand import ExpansionContext
-    from pyxim.spool.format import SpoolMessage
-    from pyxim.transports.smtp_delivery import callout
-
-    timeout = 30.0
-    defer_ok = False
-    for option in options.split("/"):
-        name, _, value = option.strip().partition("=")
-        if name == "callout" and value:
-            seconds = read_time(value.strip())
-            if seconds:
-                timeout = float(seconds)
-        elif name == "defer_ok":
-            defer_ok = True
-    if run.ctx.variables.get(NO_CALLOUTS):
-        return True  # -bh: callouts are assumed to succeed (-bhc makes them)
-    routed = next((r for r in results if r.outcome == "routed" and r.transport), None)
-    if routed is None:
-        return True
-    transport = next((t for t in run.config.transports if t.name == routed.transport), None)
-    if transport is None or transport.driver != "smtp":
-        return True  # Exim calls out only for addresses an smtp transport would deliver
-    ctx = ExpansionContext(config=run.config)
-    local_part, _, domain = address.rpartition("@")
-    ctx.variables.update({"local_part": local_part, "domain": domain, **routed.variables})
-    call = TransportCall(run.config, transport, SpoolMessage("", "", [], [], 0.0), b"", address, address, ctx,
-                         hosts=list(routed.hosts), router=routed.router)
-    status, text = callout(call, timeout)
-    if status == "ok":
-        return True
-    kind = "recipient" if what == "recipient" else "sender"
-    if status == "fail":
-        reply = text.rsplit(": ", 1)[-1] if "SMTP error from remote mail server" in text else text
-        run.verify_failure = text if what == "recipient" else f"<{address}> {text}"
-        run.verify_user_message = f"Callout verification failed:\n{reply}" if what == "recipient" else \
-            "Sender verify failed"
-        return False
-    if defer_ok:
-        return True
-    run.verify_user_message = f"Could not complete {kind} verify callout"
-    raise LookupDefer(f"Could not complete {kind} verify callout: {text}")
 
 
 @acl_condition("regex")

@@ -26,6 +26,7 @@ from pyxim.errors import ExpansionError
 from pyxim.expand import ExpansionContext, expand_string
 from pyxim.expand.taint import Tainted
 from pyxim.lists import match_host_list
+from pyxim.policy import DkimResults
 from pyxim.smtp.protocol import Chunk, Command, LineTooLong, MessageData, SmtpReader
 from pyxim.spool.format import Recipient, SpoolHeader, SpoolMessage
 
@@ -206,8 +207,7 @@ class SmtpSession:
         before the MIME and DATA ACLs); None when there is nothing to run."""
         if any(c.split("/", 1)[0] == "dkim_disable_verify" for c in self.acl_state.controls):
             return None
-        from pyxim.lists import iterate_list
-        from pyxim.policy import UNSIGNED, dkim_verify, ensure_dkim_verifier
+        from pyxim.policy import dkim_verify, ensure_dkim_verifier
 
         ensure_dkim_verifier()
         # Exim verifies every signature whether or not there is a DKIM ACL ($dkim_*, ${authresults}, DKIM=)
@@ -216,6 +216,19 @@ class SmtpSession:
         self.ctx.lookup_cache[("pyxim", "dkim-signatures")] = found.signatures  # for ${authresults}
         for line in found.log:
             self.log(f"{self.current_message_id} {line}")
+        logged: set[int] = set()
+        try:
+            return self._dkim_acl_signers(found, logged)
+        finally:
+            # dkim_verbose: one line per signature, after its ACL run; the rest (no ACL run for them) now
+            for index, line in enumerate(found.after_acl):
+                if index not in logged:
+                    self.log(f"{self.current_message_id} {line}")
+
+    def _dkim_acl_signers(self, found: DkimResults, logged: set[int]) -> AclResult | None:
+        from pyxim.lists import iterate_list
+        from pyxim.policy import UNSIGNED
+
         if not self.config.main.get("acl_smtp_dkim"):
             return None
         self.ctx.variables["dkim_signers"] = Tainted(":".join(found.signers)) if found.signers else ""
@@ -224,14 +237,24 @@ class SmtpSession:
         except ExpansionError as exc:
             return AclResult("defer", defer_reason=f"expansion of dkim_verify_signers failed: {exc.message}")
         result: AclResult | None = None
+        seen: set[str] = set()
         for signer in iterate_list(wanted):
-            if not signer:
-                continue  # an empty item (an empty $dkim_signers in the list) names nobody
+            if not signer or signer.lower() in seen:
+                continue  # an empty item names nobody; a repeated one is run once (as Exim weeds them out)
+            seen.add(signer.lower())
             self.ctx.variables["dkim_cur_signer"] = signer
-            self.ctx.variables.update(found.variables.get(signer.lower(), UNSIGNED))
-            result = self._acl("acl_smtp_dkim", "accept")
-            if result.verdict != "accept":
-                return result
+            # As Exim: the ACL runs once per signature by this signer (domain or identity), else once unsigned
+            matching = [i for i, v in enumerate(found.signatures)
+                        if signer.lower() in (v.get("dkim_domain", "").lower(), v.get("dkim_identity", "").lower())]
+            for index in matching or [-1]:
+                values = found.signatures[index] if index >= 0 else found.variables.get(signer.lower(), UNSIGNED)
+                self.ctx.variables.update(values)
+                result = self._acl("acl_smtp_dkim", "accept")
+                if 0 <= index < len(found.after_acl) and index not in logged:
+                    logged.add(index)
+                    self.log(f"{self.current_message_id} {found.after_acl[index]}")
+                if result.verdict != "accept":
+                    return result
         return result
 
     def _acl_refusal(self, result: AclResult, temp: bool = False, prdr: bool = False) -> tuple[str, str]:
@@ -427,8 +450,14 @@ class SmtpSession:
         self.current_message_id = ""
         self.envelope = Envelope()
         self.acl_state = AclState()
-        for var in ("sender_address", "local_part", "domain", "recipient"):
+        for var in ("sender_address", "local_part", "domain", "recipient", "message_exim_id", "message_id",
+                    "message_size", "recipients", "recipients_count"):
             self.ctx.variables.pop(var, None)
+        # nothing of the last message may leak into the next one's ACLs ($h_…, DKIM results)
+        self.ctx.message = None
+        from pyxim.policy.dkim import SIGNATURES_KEY
+
+        self.ctx.lookup_cache.pop(SIGNATURES_KEY, None)
         for name in [n for n in self.ctx.acl_vars if n.startswith("acl_m")]:
             del self.ctx.acl_vars[name]
 
@@ -624,7 +653,8 @@ class SmtpSession:
         allowed = ("SIZE", "BODY", "SMTPUTF8", "RET", "ENVID") + (("AUTH",) if self.auth_advertised else ())
         if self.config.main.get("prdr_enable"):
             allowed += ("PRDR",)
-        address, params, error = _split_address(m.group(1), allow_empty=True, esmtp=self.esmtp, allowed=allowed)
+        address, params, error = _split_address(self._smtp_rewrite(m.group(1)), allow_empty=True, esmtp=self.esmtp,
+                                                allowed=allowed)
         if error:
             self._protocol_error(out, "501", error)
             return
@@ -662,7 +692,7 @@ class SmtpSession:
         if not m:
             self._protocol_error(out, "501", "RCPT must have an address operand")
             return
-        address, params, error = _split_address(m.group(1), allow_empty=False, esmtp=self.esmtp,
+        address, params, error = _split_address(self._smtp_rewrite(m.group(1)), allow_empty=False, esmtp=self.esmtp,
                                                 allowed=("NOTIFY", "ORCPT") if self._host_in("dsn_advertise_hosts") else ())
         if error:
             self._protocol_error(out, "501", error)
@@ -715,6 +745,14 @@ class SmtpSession:
                  + (f": {reason}" if reason else ""))
         if result.verdict == "drop":
             out.close = True
+
+    def _smtp_rewrite(self, text: str) -> str:
+        """The rewrite rules with the S flag, over MAIL/RCPT data as the client sent it."""
+        if not self.config.rewrite_rules:
+            return text
+        from pyxim.rewrite import panic_writer, smtp_command
+
+        return smtp_command(self.config, self.ctx, text, log=self.log, panic=panic_writer(self.log, self.local))
 
     def _qualify_recipient(self) -> str:
         from pyxim.expand.variables import resolve_variable
@@ -784,13 +822,23 @@ class SmtpSession:
             }
         )
         headers = [SpoolHeader.of(h) for h in header_text]
+        # Exim's reception rewrites (envelope, then headers) come before the Received: line
+        from pyxim.rewrite import panic_writer, rewrite_reception
+
+        self.envelope.sender, rewrote = rewrite_reception(
+            self.config, self.ctx, self.envelope.sender, self.envelope.recipients, headers,
+            allow_unqualified_sender=self.local or self._host_in("sender_unqualified_hosts"),
+            allow_unqualified_recipient=self.local or self._host_in("recipient_unqualified_hosts"),
+            skip=self.deleted_headers, log=self.log, panic=panic_writer(self.log, self.local), prefix=f"{message_id} ")
+        if self.envelope.sender is not None:
+            self.ctx.variables["sender_address"] = Tainted(self.envelope.sender)
         from pyxim.expand.message import HeaderLine, Message
 
         # The Received: line exists before the DATA ACL runs (it can see and match it)
         received = self._received_header()
         if received:
             headers.insert(0, SpoolHeader(received, "P"))
-        self.ctx.message = Message([HeaderLine(h.text.split(":", 1)[0], h.text) for h in headers],
+        self.ctx.message = Message([HeaderLine(h.text.split(":", 1)[0], h.text) for h in headers if h.type != "*"],
                                    body.decode("utf-8", "surrogateescape"))
         self.ctx.variables["recipients"] = ", ".join(r.address for r in self.envelope.recipients)
         self.ctx.variables["recipients_count"] = str(len(self.envelope.recipients))
@@ -830,11 +878,26 @@ class SmtpSession:
         controls = {c.split("/", 1)[0] for c in self.acl_state.controls}
         # Exim's fixups (Message-Id, From, Date) for local submissions and for
         # control = submission, unless control = suppress_local_fixups
-        if (self.local or "submission" in controls) and "suppress_local_fixups" not in controls:
-            headers.extend(self._local_fixups(headers, message_id, sender))
+        fixups = (self._local_fixups(headers, message_id, sender)
+                  if (self.local or "submission" in controls) and "suppress_local_fixups" not in controls else [])
+        if _resent(headers):
+            # a resent message: Exim puts its Resent- fixups at the top (below its own Received:), each
+            # above the one before, and the original Message-ID is no longer the message's id
+            top = 1 if received and headers and headers[0].text == received else 0
+            for fixup in fixups:
+                headers.insert(top, fixup)
+            for h in headers:
+                if h.type == "I" and not h.text.lower().startswith("resent-"):
+                    h.type = " "
+            headers.extend(rewrote)
+        else:
+            # Exim files its X-rewrote-… records after a Message-Id fixup, before the From: and Date: ones
+            cut = 1 if fixups and fixups[0].type == "I" else 0
+            headers.extend(fixups[:cut] + rewrote + fixups[cut:])
         # ACL-added headers come last; ACL-removed ones stay in the spool marked deleted
-        for text in self.acl_state.add_headers:
-            headers.append(SpoolHeader.of(text + "\n"))
+        from pyxim.acl.engine import place_added_headers
+
+        place_added_headers(headers, self.acl_state.add_headers, SpoolHeader.of)
         removed = {name.lower() for name in self.acl_state.remove_headers}
         for h in headers:
             if h.text.split(":", 1)[0].strip().lower() in removed:
@@ -944,6 +1007,9 @@ class SmtpSession:
             # +proxy: the proxy's own address, after P= (Exim's order)
             prdr_part += f" PRX={self.ctx.variables.get('proxy_local_address', '')}"
         dkim_part = f" DKIM={self.dkim_passed}" if getattr(self, "dkim_passed", "") else ""
+        from pyxim.policy.arc import receive_log_tag
+
+        dkim_part += receive_log_tag(self.ctx)  # Exim tags the line "ARC" after a chain that passed
         self.log(f"{stored_id} <= {sender or '<>'} {host} P={proto}{prdr_part}{auth_part} S={size}{dkim_part}"
                  f"{msgid_part}{extra}")
         self.last_message_id = stored_id
@@ -956,14 +1022,18 @@ class SmtpSession:
     def _local_fixups(self, headers: list[SpoolHeader], message_id: str, sender: str) -> list[SpoolHeader]:
         """Locally submitted messages get Message-Id, From and Date when they lack them (Exim's fixups)."""
         have = {h.text.split(":", 1)[0].strip().lower() for h in headers}
+        # with Resent- headers present, the fixups are the Resent- forms (RFC 5322 section 3.6.6)
+        prefix = "Resent-" if _resent(headers) else ""
+        low = prefix.lower()
         added: list[SpoolHeader] = []
-        if "message-id" not in have:
-            added.append(SpoolHeader(f"Message-Id: <E{message_id}@{self._primary()}>\n", "I"))
-        if "from" not in have and sender:
+        if f"{low}message-id" not in have:
+            added.append(SpoolHeader(f"{prefix}Message-Id: <E{message_id}@{self._primary()}>\n", "I"))
+        if f"{low}from" not in have and sender:
             name = self.originator_name
-            added.append(SpoolHeader(f"From: {name} <{sender}>\n" if name else f"From: {sender}\n", "F"))
-        if "date" not in have:
-            added.append(SpoolHeader(f"Date: {expand_string('$tod_full', self.ctx)}\n", " "))
+            added.append(SpoolHeader(f"{prefix}From: {name} <{sender}>\n" if name else f"{prefix}From: {sender}\n",
+                                     "F"))
+        if f"{low}date" not in have:
+            added.append(SpoolHeader(f"{prefix}Date: {expand_string('$tod_full', self.ctx)}\n", " "))
         return added
 
     @property
@@ -1115,3 +1185,7 @@ def _split_address(text: str, allow_empty: bool, esmtp: bool, allowed: tuple[str
     if " " in address or address.startswith("@") or address.endswith("@") or address.count("@") > 1 and '"' not in address:
         return "", {}, f"{text}: missing or malformed local part (expected word or \"<\")"
     return address, params, None
+
+
+def _resent(headers: list[SpoolHeader]) -> bool:
+    return any(h.type != "*" and h.text[:7].lower() == "resent-" for h in headers)

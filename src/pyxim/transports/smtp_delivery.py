@@ -27,22 +27,29 @@ import ipaddress
 import os
 import random
 import socket
+import threading
+import time
 from dataclasses import dataclass
 
 from pyxim import logselector
-from pyxim.delivery import DeliveryResult, TransportCall
+from pyxim.delivery import CONNECTION_CLOSERS, CONTINUE_HOSTS, DeliveryResult, TransportCall
 from pyxim.delivery.write import TransportWriteError, spec_for, write_message
 from pyxim.errors import ExpansionError, ForcedFail, LookupDefer
 from pyxim.expand import expand_string
 from pyxim.lists import iterate_list
 from pyxim.smtp.client import (
     ERRNO_AUTHFAIL,
+    ERRNO_DATA4XX,
+    ERRNO_MAIL4XX,
+    ERRNO_SMTPCLOSED,
+    ERRNO_SMTPFORMAT,
     ERRNO_TLSFAILURE,
     ClientAuth,
     ClientOptions,
     Envelope,
     Outcome,
     RcptSpec,
+    ServerFeatures,
     SmtpClient,
     printing,
 )
@@ -50,6 +57,7 @@ from pyxim.smtp.client import (
 ERRNO_EXPANDFAIL = -27
 ERRNO_UNKNOWNHOST = -32
 ERRNO_HOST_IS_LOCAL = -50
+ERRNO_HRETRY = -54  # every host waits for its retry time
 
 _NOTIFY_BITS = ((0x02, "NEVER"), (0x04, "SUCCESS"), (0x08, "FAILURE"), (0x10, "DELAY"))
 
@@ -61,6 +69,7 @@ class SmtpResult(DeliveryResult):
 
     errno: int = 0
     user_message: str = ""
+    log_errno: int | None = None  # the n of "defer (n)" when not errno (a refusal at connection: 0)
     log_text: str | None = None
 
 
@@ -537,10 +546,17 @@ def deliver(call: TransportCall) -> DeliveryResult:
                           errno=ERRNO_EXPANDFAIL)
     from pyxim.transports.dkim_sign import DkimSignError, sign
 
+    sign_log: list[str] = []  # DKIM: why a message went unsigned, or was deferred (dkim_strict)
     try:
-        data = sign(call, data)  # DKIM signatures go first, over what is sent
+        data = sign(call, data, sign_log)  # DKIM signatures go first, over what is sent
     except DkimSignError as exc:
-        return SmtpResult("defer", str(exc))
+        return SmtpResult("defer", str(exc), errno=13, log_text=f": {exc}", log=sign_log)
+    from pyxim.transports.arc_sign import ArcSignError, arc_sign
+
+    try:
+        data = arc_sign(call, data, sign_log)  # Exim seals after DKIM signing: the ARC set goes on top
+    except ArcSignError as exc:
+        return SmtpResult("defer", str(exc), errno=ERRNO_EXPANDFAIL, log=sign_log)
     envelope = _envelope(call, data)
     base = ClientOptions(
         helo=_helo(call),
@@ -549,22 +565,139 @@ def deliver(call: TransportCall) -> DeliveryResult:
         size_addition=int(opts.get("size_addition") if opts.get("size_addition") is not None else 1024),
     )
     last: SmtpResult | None = None
-    log_lines: list[str] = []
+    log_lines: list[str] = sign_log
+    retry = _HostRetry(call)
+    skipped = 0
     for t in targets:
         if t.from_transport and not opts.get("allow_localhost") and _is_local(t.address):
             # only the transport's own hosts: for a router's hosts its `self` option decides
             last = SmtpResult("defer", f"{tname} transport found host {t.name} to be local",
                               errno=ERRNO_HOST_IS_LOCAL)
             continue
+        if not retry.due(t):
+            skipped += 1  # a host that failed lately waits for its retry time (other hosts are tried)
+            continue
         final, result = _try_host(call, t, envelope, data, base, selectors, log_lines)
         if final:
+            retry.succeeded(t)  # the host answered: whatever it said of the address, the host is well
             result.log = log_lines + result.log
             return result
+        retry.failed(t, result)
         last = result
+    if last is None and skipped:
+        domain = call.address.rpartition("@")[2]
+        last = SmtpResult("defer", f"retry time not reached for any host for '{domain}'", errno=ERRNO_HRETRY)
     if last is None:
         last = SmtpResult("defer", "all hosts failed")
+    if retry.recorded or skipped:
+        # the hosts' records decide when this address is tried again: it gets none of its own
+        last.host_retry = True
+        last.retry_expired = retry.recorded and retry.all_expired and not skipped
     last.log = log_lines
     return last
+
+
+class _HostRetry:
+    """Per-host retry state, as Exim keeps it: a host that failed at connection level (refused,
+    timed out, dropped, 4xx greeting or EHLO) gets a record "T:name:ip" (":port" added when not
+    25) that every message to that host respects until its retry time; a 4xx after MAIL or the
+    data is about this message only ("T:name:ip:message-id"). A forced delivery (-M, -qf) tries
+    every host."""
+
+    def __init__(self, call: TransportCall) -> None:
+        self.call = call
+        self.now = call.now or time.time()
+        self.message_id = call.message.message_id
+        self.db = None
+        if call.config is not None and call.config.main.get("spool_directory") and self.message_id:
+            from pyxim.queue.retry import RetryDb
+
+            self.db = RetryDb(call.config)
+        self.recorded = False  # some host's failure was recorded in this delivery
+        self.all_expired = True  # every recorded host is past its retry rule's last cutoff
+
+    @staticmethod
+    def key(t: Target) -> str:
+        return f"T:{t.name}:{t.address}" + (f":{t.port}" if t.port != 25 else "")
+
+    def due(self, t: Target) -> bool:
+        if self.db is None or self.call.ignore_retry:
+            return True
+        for key in (self.key(t), f"{self.key(t)}:{self.message_id}"):
+            state = self.db.get(key)
+            # a host past its last cutoff is tried once more: if it fails again the address times out
+            if state is not None and not state.expired and state.next_try > self.now:
+                return False
+        return True
+
+    def succeeded(self, t: Target) -> None:
+        if self.db is None:
+            return
+        for key in (self.key(t), f"{self.key(t)}:{self.message_id}"):
+            if self.db.get(key) is not None:  # a read is cheap; most hosts have no record to delete
+                self.db.succeeded(key)
+
+    def failed(self, t: Target, result: SmtpResult) -> None:
+        if self.db is None or result.status != "defer":
+            return
+        key = self.key(t)
+        if result.errno in (ERRNO_MAIL4XX, ERRNO_DATA4XX):
+            key += f":{self.message_id}"
+        state = self.db.failed(key, t.name, self.now, result.message)
+        self.recorded = True
+        self.all_expired = self.all_expired and state.expired
+
+
+@dataclass(slots=True)
+class _Kept:
+    chan: _Channel
+    features: ServerFeatures
+    auth: ClientAuth | None  # the session is authenticated already (A= on the continued delivery too)
+
+
+# connections kept open for the next message to the same host (see CONTINUE_HOSTS), by
+# (transport, host name, address, port); taken by whichever delivery comes next, closed with QUIT
+# when the queue run ends
+_KEPT: dict[tuple[str, str, str, int], _Kept] = {}
+_KEPT_LOCK = threading.Lock()
+
+
+def _take_kept(call: TransportCall, t: Target) -> _Kept | None:
+    with _KEPT_LOCK:
+        return _KEPT.pop((call.transport.name, t.name, t.address, t.port), None)
+
+
+def _keep_or_close(call: TransportCall, t: Target, client: SmtpClient, chan: _Channel) -> None:
+    if not client.kept_open:
+        chan.close()
+        return
+    with _KEPT_LOCK:
+        old = _KEPT.pop((call.transport.name, t.name, t.address, t.port), None)
+        _KEPT[(call.transport.name, t.name, t.address, t.port)] = _Kept(chan, client.features, client.auth_used)
+    if old is not None:
+        _quit(old.chan)
+
+
+def _quit(chan: _Channel) -> None:
+    try:
+        chan.sock.settimeout(5)
+        chan.send(b"QUIT\r\n")
+        chan.recv()
+    except (OSError, TimeoutError):
+        pass
+    chan.close()
+
+
+def close_kept_connections() -> None:
+    """The queue run is over: QUIT on every connection still kept open."""
+    with _KEPT_LOCK:
+        kept = list(_KEPT.values())
+        _KEPT.clear()
+    for k in kept:
+        _quit(k.chan)
+
+
+CONNECTION_CLOSERS.append(close_kept_connections)
 
 
 def _hostpart(t: Target) -> str:
@@ -594,6 +727,21 @@ def _try_host(call: TransportCall, t: Target, envelope: Envelope, data: bytes, b
             verify_only=base.verify_only,
             lmtp=base.lmtp,
         )
+        wanted = CONTINUE_HOSTS.get()
+        options.keep_open = wanted is not None and t.address in wanted and not base.verify_only
+        kept = _take_kept(call, t) if not base.verify_only else None
+        if kept is not None:
+            # a connection left open by the previous message to this host: straight to MAIL
+            client = SmtpClient(options, envelope, data, continued=kept.features)
+            client.auth_used = kept.auth
+            try:
+                _converse(call, t, client, kept.chan)
+            finally:
+                _keep_or_close(call, t, client, kept.chan)
+            if not (client.host_error is not None and not client.greeting and client.host_error.errno in
+                    (ERRNO_SMTPCLOSED, ERRNO_SMTPFORMAT) and all(not o.status for o in client.outcomes)):
+                return _result(t, client, kept.chan, selectors, log_lines, continued=True)
+            # the server dropped the idle connection: a new one, as for a first message
         try:
             sock = _connect(call, t, float(opts.get("connect_timeout") or 300))
         except _Failed as exc:
@@ -604,15 +752,13 @@ def _try_host(call: TransportCall, t: Target, envelope: Envelope, data: bytes, b
         try:
             _converse(call, t, client, chan)
         finally:
-            chan.close()
+            _keep_or_close(call, t, client, chan)
         err = client.host_error
         if (err is not None and err.errno == ERRNO_TLSFAILURE and attempt == "tls" and not require_tls
                 and opts.get("tls_tempfail_tryclear", True)):
-            reason = err.message.removeprefix("TLS session failure: ")
+            reason = err.message.removeprefix("TLS session: ")
             if "certificate verif" in reason:
                 reason = "(certificate verification failed): certificate invalid"
-            elif not reason.startswith("("):
-                reason = f"(SSL_connect): {reason}"
             log_lines.append(f"TLS session: {reason}: delivering unencrypted to H={t.name} [{t.address}] "
                              "(not in hosts_require_tls)")
             continue  # Exim tries the same host again in clear
@@ -621,10 +767,10 @@ def _try_host(call: TransportCall, t: Target, envelope: Envelope, data: bytes, b
 
 
 def _result(t: Target, client: SmtpClient, chan: _Channel, selectors: frozenset[str],
-            log_lines: list[str]) -> tuple[bool, SmtpResult]:
+            log_lines: list[str], continued: bool = False) -> tuple[bool, SmtpResult]:
     for name, text in client.auth_failures:
         log_lines.append(f"{name} authenticator failed H={t.name} [{t.address}] {text}")
-    host = _hostpart(t)
+    host = _hostpart(t) + ("*" if continued else "")  # Exim marks a delivery down a kept connection
     first_final, first = _address_result(client.outcomes[0], t, client, chan, selectors, log_lines, host)
     for i, outcome in enumerate(client.outcomes[1:], 1):
         # a batch: each further address gets its own result (the engine logs them with ->)
@@ -645,6 +791,8 @@ def _address_result(outcome: Outcome, t: Target, client: SmtpClient, chan: _Chan
         if "smtp_confirmation" in selectors and client.confirmation is not None:
             detail += f' C="{_quote(printing(client.confirmation.text))}"'
         ok = SmtpResult("ok", detail=detail)
+        if client.options.verify_only and outcome.reply is not None:
+            ok.message = printing(outcome.reply.text)  # a callout's answer (its caller may quote it)
         if not client.features.dsn:
             ok.relayed_to_non_dsn = t.name
         return True, ok
@@ -685,7 +833,8 @@ def _failure(o: Outcome, t: Target, host: str) -> SmtpResult:
                   f"    {o.reply_text}")
     else:
         bounce = f"host {t.name} [{t.address}]\n    {o.message}"
-    return SmtpResult(o.status, o.message, errno=o.errno or -1, user_message=bounce, log_text=log_text)
+    return SmtpResult(o.status, o.message, errno=o.errno or -1, user_message=bounce, log_text=log_text,
+                      log_errno=0 if not o.errno and o.reply is not None else None)
 
 
 def _quote(text: str) -> str:
@@ -697,9 +846,11 @@ def _quote(text: str) -> str:
     return "".join(out)
 
 
-def callout(call: TransportCall, timeout: float) -> tuple[str, str]:
+def callout(call: TransportCall, timeout: float, sender: str = "", rcpt: str | None = None,
+            connect_timeout: float | None = None) -> tuple[str, str]:
     """A callout for verify = …/callout: connect to the address's hosts as the transport would, and
-    ask MAIL FROM:<> and RCPT TO:<address> without sending a message.
+    ask MAIL FROM:<sender> and RCPT TO:<rcpt> (default: the address) without sending a message.
+    The callout options (random, postmaster, use_sender …) are worked out in acl/callout.py.
 
     Returns (status, text): "ok"; "fail" or "defer" with Exim's "<host> [<ip>] : <error>" text."""
     opts = call.transport.options
@@ -710,15 +861,15 @@ def callout(call: TransportCall, timeout: float) -> tuple[str, str]:
         return "defer", str(exc)
     if not targets:
         return "defer", f"No hosts found for {call.transport.name} transport"
-    envelope = Envelope(sender="", recipients=[RcptSpec(call.address)])
+    envelope = Envelope(sender=sender, recipients=[RcptSpec(rcpt or call.address)])
     base = ClientOptions(helo=_helo(call), max_rcpt=1, verify_only=True)
     timed = dataclasses.replace(call, transport=dataclasses.replace(
-        call.transport, options={**opts, "connect_timeout": timeout, "command_timeout": timeout}))
+        call.transport, options={**opts, "connect_timeout": connect_timeout or timeout, "command_timeout": timeout}))
     last = ("defer", "all hosts failed")
     for t in targets:
         final, result = _try_host(timed, t, envelope, b"", base, frozenset(), [])
         if result.status == "ok":
-            return "ok", ""
+            return "ok", result.message  # the RCPT reply, e.g. "250 Accepted"
         last = (result.status, f"{t.name} [{t.address}] : {result.message}")
         if final:
             return last
