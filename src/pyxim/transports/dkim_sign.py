@@ -250,6 +250,35 @@ def _fold(tags: list[str]) -> str:
     return out + line.rstrip() + "\r\n\t" + tags[-1]
 
 
+def sign_headers_with(
+    headers: list[list[bytes]], policy: Any, names: list[str], unsigned: bytes, key: _Key, hash_name: str
+) -> bytes:
+    """The raw signature (b= before base64) over `headers` (as dkim.rfc822_parse gives them) for the h=
+    list `names` and the signature header `unsigned` ("DKIM-Signature: ...; b=", folded as it will be
+    sent). Both algorithms are deterministic (PKCS#1 v1.5, Ed25519), so a published example's b= can be
+    reproduced from its key and its signature header (tests/integration/test_dkim_vectors.py)."""
+    import dkim
+
+    name, _, value = unsigned.partition(b":")  # the value keeps its leading space (simple canonicalization)
+    hasher = HASHES[hash_name]()
+    dkim.hash_headers(
+        hasher,
+        policy,
+        policy.canonicalize_headers(headers),
+        [n.lower().encode() for n in names],
+        [name, value],
+        None,
+    )
+    if key.kind == "ed25519":
+        # RFC 8463: Ed25519 signs the SHA-256 hash of the data, not the data itself
+        return bytes(key.key.sign(hasher.digest()))
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import padding, utils
+
+    algo = {"sha1": hashes.SHA1(), "sha256": hashes.SHA256(), "sha512": hashes.SHA512()}[hash_name]
+    return bytes(key.key.sign(hasher.digest(), padding.PKCS1v15(), utils.Prehashed(algo)))
+
+
 def _signature(
     wire: bytes,
     domain: str,
@@ -281,25 +310,7 @@ def _signature(
             tags.append(f"t={now}")
     tags.append("b=")
     unsigned = _fold(tags)
-    name, _, value = unsigned.partition(":")  # the value keeps its leading space (simple canonicalization)
-    hasher = HASHES[hash_name]()
-    dkim.hash_headers(
-        hasher,
-        policy,
-        policy.canonicalize_headers(headers),
-        [n.lower().encode() for n in names],
-        [name.encode(), value.encode()],
-        None,
-    )
-    if key.kind == "ed25519":
-        # RFC 8463: Ed25519 signs the SHA-256 hash of the data, not the data itself
-        raw_sig = key.key.sign(hasher.digest())
-    else:
-        from cryptography.hazmat.primitives import hashes
-        from cryptography.hazmat.primitives.asymmetric import padding, utils
-
-        algo = {"sha1": hashes.SHA1(), "sha256": hashes.SHA256(), "sha512": hashes.SHA512()}[hash_name]
-        raw_sig = key.key.sign(hasher.digest(), padding.PKCS1v15(), utils.Prehashed(algo))
+    raw_sig = sign_headers_with(headers, policy, names, unsigned.encode(), key, hash_name)
     b64 = base64.b64encode(raw_sig).decode()
     chunks = [b64[i : i + 72] for i in range(0, len(b64), 72)]
     return (unsigned + "\r\n\t".join(chunks) + "\r\n").encode()
