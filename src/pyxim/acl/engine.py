@@ -36,6 +36,8 @@ class AclState:
     # the client are logged after its H=… (warn's log_message, skipped warns)
     log_lines: list[tuple[bool, str]] = field(default_factory=list)
     delay: float = 0.0
+    # the ACL option now running (acl_smtp_rcpt, acl_not_smtp …): some controls are refused in some ACLs
+    where: str = ""
 
 
 @dataclass(slots=True)
@@ -481,11 +483,62 @@ NO_CALLOUTS = "pyxim:no_callouts"
 ORIGINAL_LOCAL_PART = "pyxim:original_local_part"
 
 
+# Exim's names for where an ACL runs, as its "cannot use control=… in … ACL" error words them
+ACL_WHERE_NAMES = {
+    "acl_smtp_rcpt": "RCPT", "acl_smtp_mail": "MAIL", "acl_smtp_predata": "PREDATA", "acl_smtp_mime": "MIME",
+    "acl_smtp_dkim": "DKIM", "acl_smtp_data": "DATA", "acl_smtp_data_prdr": "PRDR", "acl_not_smtp": "non-SMTP",
+    "acl_smtp_auth": "AUTH", "acl_smtp_connect": "connection", "acl_smtp_etrn": "ETRN", "acl_smtp_expn": "EXPN",
+    "acl_smtp_helo": "EHLO or HELO", "acl_smtp_mailauth": "MAILAUTH", "acl_not_smtp_start": "non-SMTP-start",
+    "acl_smtp_notquit": "NOTQUIT", "acl_smtp_quit": "QUIT", "acl_smtp_starttls": "STARTTLS", "acl_smtp_vrfy": "VRFY",
+}
+_MESSAGE_ACLS = frozenset({"acl_smtp_mail", "acl_smtp_rcpt", "acl_smtp_predata", "acl_smtp_data", "acl_smtp_mime",
+                           "acl_smtp_dkim", "acl_smtp_data_prdr"})
+_NOT_SMTP = frozenset({"acl_not_smtp", "acl_not_smtp_start"})
+# Which ACLs each control may be used in (checked against exim4 4.96 for the SMTP ACLs); unlisted: any
+CONTROL_ALLOWED_IN: dict[str, frozenset[str]] = {
+    "allow_auth_unadvertised": frozenset({"acl_smtp_connect", "acl_smtp_helo"}),
+    "caseful_local_part": frozenset({"acl_smtp_rcpt"}),
+    "caselower_local_part": frozenset({"acl_smtp_rcpt"}),
+    "utf8_downconvert": frozenset({"acl_smtp_rcpt"}),
+    "freeze": _MESSAGE_ACLS | {"acl_not_smtp"},
+    "queue": _MESSAGE_ACLS | {"acl_not_smtp"},
+    "queue_only": _MESSAGE_ACLS | {"acl_not_smtp"},
+    "no_mbox_unspool": _MESSAGE_ACLS | {"acl_not_smtp"},
+    "fakedefer": _MESSAGE_ACLS,
+    "fakereject": _MESSAGE_ACLS,
+    "submission": frozenset({"acl_smtp_mail", "acl_smtp_rcpt", "acl_smtp_predata", "acl_not_smtp_start"}),
+    "suppress_local_fixups": frozenset({"acl_smtp_mail", "acl_smtp_rcpt", "acl_smtp_predata", "acl_not_smtp_start"}),
+}
+# ... and which ones refuse a control that is allowed elsewhere (after DATA is too late for these)
+CONTROL_REFUSED_IN: dict[str, frozenset[str]] = {
+    "dkim_disable_verify": frozenset({"acl_smtp_data"}) | _NOT_SMTP,
+    "dmarc_disable_verify": frozenset({"acl_smtp_data"}) | _NOT_SMTP,
+    "dmarc_verify_disable": frozenset({"acl_smtp_data"}) | _NOT_SMTP,
+    "dmarc_enable_forensic": frozenset({"acl_smtp_data"}) | _NOT_SMTP,
+    "enforce_sync": _NOT_SMTP,
+    "no_enforce_sync": _NOT_SMTP,
+    "no_pipelining": _NOT_SMTP,
+    "no_multiline_responses": _NOT_SMTP,
+}
+
+
+def _control_refused(word: str, where: str) -> bool:
+    if not where:
+        return False  # not run at an ACL point (${acl} in a test expansion …)
+    allowed = CONTROL_ALLOWED_IN.get(word)
+    return (allowed is not None and where not in allowed) or where in CONTROL_REFUSED_IN.get(word, frozenset())
+
+
 def _mod_control(run: AclRun, value: str) -> None:
     text = run.expand(value)
     word = text.split("/", 1)[0].strip()
     if word not in CONTROLS:
         raise AclConditionError(f'unknown control "{word}"')
+    if _control_refused(word, run.state.where):
+        where = ACL_WHERE_NAMES.get(run.state.where, run.state.where)
+        # Exim reads queue_only as control "queue" with an option, and names it so
+        name = "queue" if word == "queue_only" else word
+        raise AclConditionError(f'cannot use "control={name}" in {where} ACL')
     run.state.controls.add(text)
     handler = CONTROL_HANDLERS.get(word)
     if handler is not None:
@@ -733,7 +786,7 @@ def _verify_header_sender(run: AclRun, options: str = "", text: str = "") -> boo
             parsed = extract_address(piece)
             if parsed is None or "@" not in parsed.address:
                 continue
-            results = route_address(run.config, parsed.address, verifying=True)
+            results = route_address(run.config, parsed.address, verifying="sender")
             if any(r.outcome == "deferred" for r in results):
                 deferred = True
                 continue
@@ -814,7 +867,7 @@ def _cond_verify(run: AclRun, value: str) -> bool:
 
         if not run.config.routers:
             return True  # nothing to route with: as good as Exim's "no routers" check
-        results = route_address(run.config, str(address), verifying=True)
+        results = route_address(run.config, str(address), verifying="sender" if what == "sender" else True)
         failed = next((r for r in results if r.outcome == "failed"), None)
         deferred = next((r for r in results if r.outcome == "deferred"), None)
         if deferred is not None and "defer_ok" not in options:

@@ -22,10 +22,10 @@ from pyxim.acl.engine import (
 )
 from pyxim.config.model import Config
 from pyxim.config.options import read_size
-from pyxim.errors import ExpansionError
+from pyxim.errors import ExpansionError, LookupDefer
 from pyxim.expand import ExpansionContext, expand_string
 from pyxim.expand.taint import Tainted
-from pyxim.lists import match_host_list
+from pyxim.lists import match_domain_list, match_host_list
 from pyxim.policy import DkimResults
 from pyxim.smtp.protocol import Chunk, Command, LineTooLong, MessageData, SmtpReader
 from pyxim.spool.format import Recipient, SpoolHeader, SpoolMessage
@@ -33,7 +33,6 @@ from pyxim.spool.format import Recipient, SpoolHeader, SpoolMessage
 # Exim's DSN NOTIFY bits, as stored in the spool
 _NOTIFY_NEVER, _NOTIFY_SUCCESS, _NOTIFY_FAILURE, _NOTIFY_DELAY = 0x02, 0x04, 0x08, 0x10
 
-_HELO_NAME = re.compile(r"^[A-Za-z0-9._\-]+$|^\[[0-9A-Fa-f.:]+\]$|^\[IPv6:[0-9A-Fa-f.:]+\]$")
 _MAIL = re.compile(r"^FROM:\s*(.*)$", re.I)
 _RCPT = re.compile(r"^TO:\s*(.*)$", re.I)
 
@@ -83,6 +82,7 @@ class SmtpSession:
         self.reject_log = reject_log or log
         self.clock = clock
         self.sleep: Callable[[float], None] | None = time.sleep  # ACL `delay`; None disables (-bh)
+        self.host_checking = False  # -bh: nothing is run for ETRN
         self.reader = SmtpReader(self._size_limit() or None)
         self.ctx = ExpansionContext(config=config, now=clock)
         self.ctx.variables.update(
@@ -106,6 +106,9 @@ class SmtpSession:
         self.envelope = Envelope()
         self.errors = 0
         self.unknown = 0
+        self.nonmail_count = 0  # smtp_accept_max_nonmail
+        self.nonmail_seen: set[str] = set()
+        self.count_nonmail: bool | None = None
         self.messages_received = 0
         self.session_controls: set[str] = set()
         # (message id, deliver at once?) for each message stored; the caller drains it
@@ -184,6 +187,7 @@ class SmtpSession:
                                    "no_multiline_responses"})
 
     def _acl(self, option: str, default: str) -> AclResult:
+        self.acl_state.where = option
         result = run_acl(self.config, self.config.main.get(option), self.ctx, self.acl_state, default)
         for control in self.acl_state.controls:
             name = control.split("/", 1)[0]
@@ -275,9 +279,14 @@ class SmtpSession:
         out = SessionOutput()
         if "smtp_connection" in self.selectors and not self.local:
             self.log(f"SMTP connection from {self._client_text(with_helo=False)}")
+        if self._host_in("host_lookup"):
+            self._look_up_host_name()
+        self._set_sender_hosts()
         result = self._acl("acl_smtp_connect", "accept")
         if result.verdict != "accept":
             code, text = self._acl_refusal(result)
+            if result.verdict != "discard" and not self.local:
+                self._log_refusal(f"H=[{self.peer.address}]", code, 'connection in "connect" ACL', result)
             out.replies.append(self._reply("554" if code == "550" else code, text))
             out.close = True
             return out
@@ -334,6 +343,13 @@ class SmtpSession:
         verb, _, arg = line.partition(" ")
         verb = verb.upper()
         self.ctx.variables["smtp_command"] = Tainted(line)
+        if self._too_many_nonmail(verb):
+            out.replies.append(self._reply("554", "Too many nonmail commands"))
+            out.close = True
+            prefix = f"{self.last_message_id} " if self.last_message_id else ""
+            self.reject_log(f"{prefix}SMTP call from {self._client_text(with_helo=True)} dropped: too many nonmail "
+                            f'commands (last was "{_printable(line[:len(verb)].encode("utf-8", "surrogateescape"))}")')
+            return
         if self.bdat_failed and verb not in ("RSET", "QUIT"):
             self._protocol_error(out, "503", "only RSET accepted now")
             return
@@ -361,6 +377,8 @@ class SmtpSession:
             if self.unknown > int(self.config.main.get("smtp_max_unknown_commands") or 3):
                 out.replies.append(self._reply("500", "Too many unrecognized commands"))
                 out.close = True
+                self.log(f"SMTP call from {self._client_text(with_helo=True)} dropped: too many unrecognized "
+                         f'commands (last was "{_printable(line.encode("utf-8", "surrogateescape"))}")')
                 return
             out.replies.append(self._reply("500", "unrecognized command"))
             return
@@ -383,14 +401,65 @@ class SmtpSession:
             return False
         return not self.pipelining_advertised
 
+    # Commands Exim counts against smtp_accept_max_nonmail; the first HELO/EHLO and the first RSET of a
+    # session are free
+    _NONMAIL = frozenset({"HELO", "EHLO", "RSET", "NOOP", "HELP", "VRFY", "EXPN", "ETRN", "STARTTLS"})
+
+    def _too_many_nonmail(self, verb: str) -> bool:
+        if verb not in self._NONMAIL:
+            return False
+        first = "HELO" if verb in ("HELO", "EHLO") else verb
+        if first in ("HELO", "RSET") and first not in self.nonmail_seen:
+            self.nonmail_seen.add(first)
+            return False
+        if self.count_nonmail is None:
+            # smtp_accept_max_nonmail_hosts (default: every host) is looked at once, when first needed
+            self.count_nonmail = self._host_in("smtp_accept_max_nonmail_hosts")
+        if not self.count_nonmail:
+            return False
+        self.nonmail_count += 1
+        return self.nonmail_count > int(self.config.main.get("smtp_accept_max_nonmail") or 0)
+
+    def _look_up_host_name(self) -> None:
+        """The client's name by reverse lookup, confirmed forward ($sender_host_name), as Exim looks it up
+        for host_lookup and helo_lookup_domains; a failure is logged once."""
+        if self.local or not self.peer.address or self.ctx.variables.get("host_lookup_failed") == "1":
+            return
+        from pyxim.expand.variables import resolve_variable
+
+        if not resolve_variable(_Ev(self.ctx), "sender_host_name") and \
+                self.ctx.variables.get("host_lookup_failed") == "1" and "host_lookup_failed" in self.selectors:
+            self.log(f"no host name found for IP address {self.peer.address}")
+
+    def _helo_syntax_ok(self, name: str) -> bool:
+        """Exim's HELO check: an address literal ("[1.2.3.4]", "[IPv6:…]" or "[…]" with an IPv6
+        address), or letters, digits, dots, hyphens and the characters of helo_allow_chars."""
+        from pyxim.expand.operators import string_is_ip_address
+
+        if name.startswith("["):
+            inner = name[1:-1] if name.endswith("]") else ""
+            if inner[:5].lower() == "ipv6:":
+                return string_is_ip_address(inner[5:], False)[0] == 6
+            return string_is_ip_address(inner, False)[0] != 0
+        allowed = str(self.config.main.get("helo_allow_chars") or "")
+        return all((c.isascii() and c.isalnum()) or c in ".-" or c in allowed for c in name)
+
     def _helo(self, out: SessionOutput, arg: str, esmtp: bool) -> None:
         name = arg.strip()
         verb = "EHLO" if esmtp else "HELO"
-        if not name or not _HELO_NAME.match(name):
-            self.reject_log(f"rejected {verb} from [{self.peer.address}]: syntactically invalid argument(s): "
-                            + (name or "(no argument given)"))
+        if not name or not (self._helo_syntax_ok(name) or self._host_in("helo_accept_junk_hosts")):
+            self.reject_log(f"rejected {verb} from {self._client_text(with_helo=True)}: syntactically invalid "
+                            f"argument(s): " + (name or "(no argument given)"))
             self._protocol_error(out, "501", f"Syntactically invalid {verb} argument(s)")
             return
+        if not self.local and "sender_host_name" not in self.ctx.variables:
+            # a client that names this host (or one of its addresses) in HELO: Exim finds its real name
+            lookup = str(self.config.main.get("helo_lookup_domains") or "")
+            try:
+                if lookup and match_domain_list(self.ctx, name.lower(), expand_string(lookup, self.ctx), record=False):
+                    self._look_up_host_name()
+            except (ExpansionError, LookupDefer):
+                pass
         self.ctx.variables["sender_helo_name"] = Tainted(name)
         result = self._acl("acl_smtp_helo", "accept")
         if result.verdict != "accept":
@@ -399,6 +468,7 @@ class SmtpSession:
             self._log_refusal(f"H=({name}) [{self.peer.address}]", code, f"EHLO or HELO {name}", result)
             return
         self.helo = name
+        self._set_sender_hosts()
         self.esmtp = esmtp
         self.pipelining_advertised = False
         self._reset()
@@ -602,7 +672,11 @@ class SmtpSession:
         out.replies.append(self._reply("250", "OK"))
 
     def cmd_quit(self, out: SessionOutput, arg: str) -> None:
-        self._acl("acl_smtp_quit", "accept")
+        result = self._acl("acl_smtp_quit", "accept")
+        if result.verdict == "defer" and result.verb is None and result.defer_reason:
+            # an error in the QUIT ACL changes nothing for the client; Exim logs it
+            prefix = f"{self.last_message_id} " if self.last_message_id else ""
+            self.log(f"{prefix}ACL for QUIT returned ERROR: {result.defer_reason}")
         if "smtp_connection" in self.selectors and not self.local:
             prefix = f"{self.last_message_id} " if self.last_message_id else ""
             self.log(f"{prefix}SMTP connection from {self._client_text(with_helo=True)} closed by QUIT")
@@ -610,29 +684,93 @@ class SmtpSession:
         out.close = True
 
     def cmd_help(self, out: SessionOutput, arg: str) -> None:
-        out.replies.append(
-            self._reply("214", "Commands supported:\nHELO EHLO MAIL RCPT DATA BDAT NOOP QUIT RSET HELP")
-        )
+        # Exim's list: AUTH always, STARTTLS where it would be offered, ETRN/EXPN/VRFY when their ACL is set
+        words = ["AUTH"]
+        if not self.tls_active and self._host_in("tls_advertise_hosts"):
+            words.append("STARTTLS")
+        words += "HELO EHLO MAIL RCPT DATA BDAT NOOP QUIT RSET HELP".split()
+        words += [w for w in ("ETRN", "EXPN", "VRFY") if self.config.main.get(f"acl_smtp_{w.lower()}")]
+        out.replies.append(self._reply("214", "Commands supported:\n" + " ".join(words)))
+
+    def _refuse_command(self, out: SessionOutput, verb: str, arg: str, result: AclResult, refused_code: str) -> None:
+        """A VRFY/EXPN/ETRN refused by its ACL: Exim's reply (252 for VRFY, 458 for ETRN instead of
+        550) and its reject-log line."""
+        code, text = self._acl_refusal(result)
+        self._log_refusal(self._host_id(), code, f"{verb} {arg}".rstrip(), result)
+        out.replies.append(self._reply(refused_code if code == "550" else code, text))
 
     def cmd_vrfy(self, out: SessionOutput, arg: str) -> None:
+        from pyxim.address import parse_address
+        from pyxim.routers.engine import route_address
+
         result = self._acl("acl_smtp_vrfy", "deny")
         if result.verdict != "accept":
-            out.replies.append(self._reply("252", result.message or "Administrative prohibition"))
+            self._refuse_command(out, "VRFY", arg, result, "252")
             return
-        out.replies.append(self._reply("252", "Cannot VRFY user; try RCPT to attempt delivery"))
+        parsed = parse_address(arg)
+        if not parsed:
+            out.replies.append(self._reply("501", str(getattr(parsed, "message", "malformed address"))))
+            return
+        address = parsed.address  # type: ignore[union-attr]
+        if "@" not in address:
+            out.replies.append(self._reply("501", f"{arg}: recipient address must contain a domain"))
+            return
+        results = route_address(self.config, address, verifying=True)
+        failed = next((r for r in results if r.outcome == "failed"), None)
+        deferred = next((r for r in results if r.outcome == "deferred"), None)
+        if failed is not None:
+            self.log(f"VRFY failed for {arg} {self._host_id()}")
+            out.replies.append(self._reply("550", f"<{address}> {failed.message or 'is not deliverable'}"))
+        elif deferred is not None:
+            out.replies.append(self._reply("451", f"Cannot resolve <{address}> at this time"))
+        else:
+            out.replies.append(self._reply("250", f"<{address}> is deliverable"))
 
     def cmd_expn(self, out: SessionOutput, arg: str) -> None:
+        from pyxim.routers.engine import route_address
+
         result = self._acl("acl_smtp_expn", "deny")
-        out.replies.append(self._reply("550", result.message or "Administrative prohibition"))
+        if result.verdict != "accept":
+            self._refuse_command(out, "EXPN", arg, result, "550")
+            return
+        address = arg if "@" in arg else f"{arg}@{self._qualify_recipient()}"
+        results = route_address(self.config, address, verifying=True)
+        # one level of expansion only, as Exim's EXPN: the original's own children
+        children: list[str] = []
+        for r in sorted(results, key=lambda r: r.order):
+            chain = [r.address, *r.parents]
+            if len(chain) >= 2 and chain[-2] not in children:
+                children.append(chain[-2])
+        if children:
+            out.replies.append(self._reply("250", "\n".join(f"<{child}>" for child in children)))
+        elif any(r.outcome == "failed" for r in results) or not results:
+            out.replies.append(self._reply("553", f"{address} is undeliverable"))
+        elif any(r.outcome == "deferred" for r in results):
+            out.replies.append(self._reply("553", f"{address} cannot be resolved at this time"))
+        else:
+            out.replies.append(self._reply("250", f"<{address}>"))
 
     def cmd_etrn(self, out: SessionOutput, arg: str) -> None:
         if self.envelope.sender is not None:
             self._protocol_error(out, "503", "ETRN is not permitted inside a transaction")
             return
+        if "etrn" in self.selectors:
+            self.log(f"ETRN {arg} received from {self._client_text(with_helo=True)}")
         result = self._acl("acl_smtp_etrn", "deny")
-        out.replies.append(self._reply("458" if result.verdict == "accept" else "550",
-                                       "Unable to queue messages" if result.verdict == "accept"
-                                       else result.message or "Administrative prohibition"))
+        if result.verdict != "accept":
+            self._refuse_command(out, "ETRN", arg, result, "458")
+            return
+        from pyxim.smtp.etrn import run_etrn
+
+        command = self.config.main.get("smtp_etrn_command")
+        if not command and not arg.startswith("#"):
+            # without smtp_etrn_command only the RFC's "#" form can be served (a queue run for the domain)
+            self._protocol_error(out, "501", "argument must begin with #")
+            return
+        if self.host_checking:
+            out.replies.append(self._reply("250", "OK"))  # -bh: nothing is run
+            return
+        out.replies.append(self._reply(*run_etrn(self.config, self.ctx, arg, str(command or ""))))
 
     def cmd_mail(self, out: SessionOutput, arg: str) -> None:
         if self.helo is None and self._host_in("hosts_require_helo"):
@@ -766,6 +904,7 @@ class SmtpSession:
         result = self._acl("acl_smtp_predata", "accept")
         if result.verdict != "accept":
             code, text = self._acl_refusal(result)
+            self._log_refusal(self._host_id(), code, "DATA", result)
             out.replies.append(self._reply("554" if code == "550" else code, text))
             return
         self.reader.start_data()
@@ -805,6 +944,8 @@ class SmtpSession:
     # -- the message --------------------------------------------------------------
 
     def _message_done(self, out: SessionOutput, data: bytes, max_line: int) -> None:
+        # a new transaction starts after a message was read (Exim's smtp_setup_msg): its first RSET is free
+        self.nonmail_seen.discard("RSET")
         if self.reader.data_too_big:
             out.replies.append(self._reply("552", "Message size exceeds maximum permitted"))
             self._reset()
@@ -1056,6 +1197,9 @@ class SmtpSession:
         """How the client appears in log lines: H=(helo) [ip], or U=login for local sessions."""
         if self.local:
             return f"U={_login()}"
+        if self.ctx.variables.get("sender_host_name"):
+            # a verified name: Exim's sender_fullhost (the HELO name only where it differs)
+            return "H=" + self._sender_hosts()[0].replace(f"]:{self.peer.port}", "]")
         helo = f"({self.helo}) " if self.helo else ""
         return f"H={helo}[{self.peer.address}]"
 
@@ -1091,10 +1235,49 @@ class SmtpSession:
             name += "a"
         return f"local-{name}" if self.local else name
 
+    def _sender_hosts(self) -> tuple[str, str]:
+        """Exim's $sender_fullhost and $sender_rcvhost: the host name when it was looked up and
+        verified, the HELO name unless it says the same (the name, or the client's own address as a
+        literal), the port with log_selector +incoming_port, the ident."""
+        import ipaddress
+
+        if not self.peer.address:
+            return "", ""
+        address = f"[{self.peer.address}]"
+        port = str(self.peer.port) if "incoming_port" in self.selectors and self.peer.port else ""
+        helo = self.helo
+        ident = str(self.ctx.variables.get("sender_ident") or "")
+        show_helo = bool(helo)
+        if helo and helo.startswith("[") and helo.endswith("]"):
+            literal = helo[1:-1]
+            literal = literal[5:] if literal[:5].lower() == "ipv6:" else literal
+            try:
+                show_helo = ipaddress.ip_address(literal) != ipaddress.ip_address(self.peer.address.split("%")[0])
+            except ValueError:
+                pass
+        name = str(self.ctx.variables.get("sender_host_name") or "")
+        with_port = f"{address}:{port}" if port else address
+        if not name:
+            fullhost = f"({helo}) {with_port}" if helo else with_port
+            extra = [f"port={port}"] if port else []
+            extra += [f"helo={helo}"] if show_helo else []
+            extra += [f"ident={ident}"] if ident else []
+            return fullhost, address + (f" ({' '.join(extra)})" if extra else "")
+        if show_helo and name.lower() == (helo or "").lower():
+            show_helo = False
+        if show_helo:
+            rcvhost = (f"{name}\n\t({with_port} helo={helo} ident={ident})" if ident
+                       else f"{name} ({with_port} helo={helo})")
+            return f"{name} ({helo}) {with_port}", rcvhost
+        return f"{name} {with_port}", f"{name} ({with_port} ident={ident})" if ident else f"{name} ({with_port})"
+
+    def _set_sender_hosts(self) -> None:
+        fullhost, rcvhost = self._sender_hosts()
+        self.ctx.variables["sender_fullhost"] = Tainted(fullhost) if fullhost else ""
+        self.ctx.variables["sender_rcvhost"] = Tainted(rcvhost) if rcvhost else ""
+
     def _received_header(self) -> str:
-        self.ctx.variables["sender_rcvhost"] = Tainted(
-            f"[{self.peer.address}]" + (f" (helo={self.helo})" if self.helo else "")
-        ) if self.peer.address else ""
+        self._set_sender_hosts()
         if self.local:
             self.ctx.variables.setdefault("sender_ident", _login())
         self.ctx.variables["received_for"] = (
