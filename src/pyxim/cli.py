@@ -8,6 +8,7 @@ non-zero exit status, never a traceback.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import sys
@@ -99,7 +100,7 @@ def parse_command_line(argv: Sequence[str]) -> CommandLine:
             i += 1
         elif arg.startswith("-C") and len(arg) > 2:
             cl.config_path = arg[2:]
-        elif arg in ("-bV", "-bP", "-be", "-bd", "-bdf", "-bs", "-bt", "-bv", "-bh", "-bp", "-bpc", "-bpu", "-brw"):
+        elif arg in ("-bV", "-bP", "-be", "-bd", "-bdf", "-bs", "-bt", "-bv", "-bvs", "-bh", "-bp", "-bpc", "-bpu", "-brw"):
             cl.mode = arg
         elif arg == "-bhc":
             cl.mode, cl.callouts = "-bh", True  # -bh that makes verify callouts for real
@@ -289,6 +290,7 @@ def run_smtp_stdio(cl: CommandLine, out: TextIO, inp) -> int:  # type: ignore[no
 
         session = SmtpSession(config, peer, store, ids.new_id, log)
         session.sleep = None  # -bh reports delays instead of waiting (as Exim does)
+        session.host_checking = True  # -bh: ETRN runs nothing
         if not cl.callouts:
             from pyxim.acl.engine import NO_CALLOUTS
 
@@ -432,11 +434,12 @@ def run_bt(cl: CommandLine, out: TextIO, inp: TextIO) -> int:
     from pyxim.expand import ExpansionContext
     from pyxim.expand.evaluate import Evaluation
     from pyxim.expand.variables import resolve_variable
-    from pyxim.routers.engine import format_bt, route_address
+    from pyxim.routers.engine import format_bt, route_address, test_mode_log_line
 
     config = _load(cl)
     qualify = resolve_variable(Evaluation(ExpansionContext(config=config)), "qualify_recipient")
     status = 0
+    routed_before: set[str] = set()  # one -bt run: a second routing of an address is a duplicate
 
     def one(text: str) -> str:
         nonlocal status
@@ -447,8 +450,16 @@ def run_bt(cl: CommandLine, out: TextIO, inp: TextIO) -> int:
             word = text.lstrip("<").split("@")[0]
             return f'syntax error: "@" or "." expected after "{word}"\n'
         address = parsed.address if "@" in parsed.address else f"{parsed.address}@{qualify}"
-        results = route_address(config, address, verifying=cl.mode == "-bv")
-        if cl.mode == "-bv":
+        verifying: bool | str = "sender" if cl.mode == "-bvs" else cl.mode == "-bv"
+        results = route_address(config, address, verifying=verifying)
+        for line in (test_mode_log_line(line, r.address) for r in results for line in r.log_lines):
+            # what a router writes to the main log (self = freeze, host_find_failed …) goes there
+            # under -bt/-bv too, and Exim shows it on stderr as well
+            sys.stderr.write(f"LOG: MAIN\n  {line}\n")
+            sys.stderr.flush()
+            with contextlib.suppress(OSError):
+                _delivery_logger(config).main(line)
+        if cl.mode in ("-bv", "-bvs"):
             lines = []
             for r in results:
                 if r.outcome in ("routed", "discarded"):
@@ -460,7 +471,7 @@ def run_bt(cl: CommandLine, out: TextIO, inp: TextIO) -> int:
                     lines.append(f"{address} failed to verify: {r.message}")
                     status = 2
             return "".join(line + "\n" for line in lines[:1])
-        text_out, code = format_bt(results, address)
+        text_out, code = format_bt(results, address, routed_before)
         status = max(status, code)
         return text_out
 
@@ -515,7 +526,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return run_delivery(cl)
         if cl.mode in _MESSAGE_COMMANDS:
             return run_message_command(cl, sys.stdout)
-        if cl.mode in ("-bt", "-bv"):
+        if cl.mode in ("-bt", "-bv", "-bvs"):
             return run_bt(cl, sys.stdout, sys.stdin)
         if cl.mode in ("-bs", "-bh"):
             return run_smtp_stdio(cl, sys.stdout, sys.stdin)

@@ -50,6 +50,11 @@ secondary:
   domains = sec.routers.test : nosec.routers.test
   check_secondary_mx
   transport = remote
+keep:
+  driver = dnslookup
+  domains = keep.routers.test
+  self = send
+  transport = remote
 slow:
   driver = dnslookup
   domains = slowmx.routers.test
@@ -100,6 +105,10 @@ CASES = {
         "u@faildefer.routers.test",
         "u@deadmx.routers.test",
         "u@slowmx.routers.test",
+        "u@loopa.routers.test",
+        "u@mixed.routers.test",
+        "u@lowmx.routers.test",
+        "u@keep.routers.test",
     ],
     "domain example.test": [
         "u@mx1",

@@ -85,6 +85,21 @@ deferring:
   local_parts = later : later2 : postmaster
   allow_defer
   data = :defer: not now
+rr:
+  driver = redirect
+  local_parts = rr
+  data = bob@t.example, "|/bin/echo a, b"
+  pipe_transport = p
+  redirect_router = late
+nosend:
+  driver = accept
+  domains = vs.example
+  no_verify_sender
+  transport = t
+late:
+  driver = accept
+  local_parts = bob
+  transport = p
 begin transports
 t:
   driver = appendfile
@@ -141,6 +156,7 @@ ADDRESSES = [
     "ot@t.example",
     "rw@t.example",
     "norw@t.example",
+    "rr@t.example",
 ]
 
 
@@ -150,6 +166,22 @@ def test_bt_matches_exim(homes: dict[str, Path]) -> None:
     exim = _run("exim", homes["exim"], "-bt", stdin=stdin)
     assert "*** forbidden ***" in exim[0] and "filtering not enabled" in exim[0]
     assert _run("pyxim", homes["pyxim"], "-bt", stdin=stdin) == exim
+
+
+def test_bt_marks_duplicates_as_exim(homes: dict[str, Path]) -> None:
+    """One -bt run remembers what it routed: a later routing of the same address is a duplicate."""
+    for stdin in ("bob@t.example\nbob@t.example\n", "rr@t.example\nbob@t.example\nrr@t.example\n"):
+        exim = _run("exim", homes["exim"], "-bt", stdin=stdin)
+        assert "[duplicate, would not be delivered]" in exim[0]
+        assert _run("pyxim", homes["pyxim"], "-bt", stdin=stdin) == exim
+
+
+def test_verify_sender_and_recipient_as_exim(homes: dict[str, Path]) -> None:
+    """-bv and -bvs: a router with no_verify_sender is skipped when a sender is verified."""
+    for mode in ("-bv", "-bvs"):
+        exim = _run("exim", homes["exim"], mode, "x@vs.example", "rr@t.example")
+        assert _run("pyxim", homes["pyxim"], mode, "x@vs.example", "rr@t.example") == exim
+    assert "x@vs.example verified" in exim[0] if mode == "-bv" else "x@vs.example failed to verify" in exim[0]
 
 
 def test_one_time_with_unseen_is_a_configuration_error(homes: dict[str, Path]) -> None:

@@ -204,10 +204,14 @@ def test_connection_refused_then_next_host(receiver) -> None:  # type: ignore[no
     lines = send(PYXIM, free_port(), ["a@remote.example"])
     assert any(re.fullmatch(r"\S+ H=127\.0\.0\.1 \[127\.0\.0\.1\] Connection refused", line) for line in lines)
     assert deliveries(lines) == ["ID == a@remote.example R=smarthost T=remote_smtp defer (111): Connection refused"]
-    # 127.0.0.2 listens nowhere: refused there, delivered through 127.0.0.1
+    # a port nothing listens on: refused there, delivered through the next host
+    lines = send(PYXIM, port, ["a@remote.example"], hosts=f'"127.0.0.1::{free_port()} : 127.0.0.1"')
+    assert any(line.endswith("H=127.0.0.1 [127.0.0.1] Connection refused") for line in lines)
+    assert deliveries(lines)[0].startswith("ID => a@remote.example R=smarthost T=remote_smtp H=127.0.0.1 [127.0.0.1] K")
+    # the local host after another host ends the list (Exim's rf_lookup_hostlist): 127.0.0.2 only
     lines = send(PYXIM, port, ["a@remote.example"], hosts="127.0.0.2:127.0.0.1")
     assert any(line.endswith("H=127.0.0.2 [127.0.0.2] Connection refused") for line in lines)
-    assert deliveries(lines)[0].startswith("ID => a@remote.example R=smarthost T=remote_smtp H=127.0.0.1 [127.0.0.1] K")
+    assert deliveries(lines) == ["ID == a@remote.example R=smarthost T=remote_smtp defer (111): Connection refused"]
 
 
 def _tls_lines(command: list[str], port: int, extra: str) -> list[str]:

@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
+import sqlite3
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
@@ -53,6 +54,7 @@ class AttemptOutcome:
     # remote=False (-qq's first pass): the first host of each remote address routed and left for later
     remote_hosts: list[str] = field(default_factory=list)
     freeze: bool = False  # a router deferred an address asking for the message to be frozen
+    waiting_host: str = ""  # the first host a deferred remote address waits for
 
 
 @contextlib.contextmanager
@@ -130,6 +132,14 @@ def deliver_message(
                     message.non_recipients.append(original)
                 log(f"{message_id} {address}: error ignored")
             outcome.failed = []
+        if outcome.failed and not message.sender:
+            # a bounce that could not be delivered is frozen, except where the address timed out
+            # of its retry rules (Exim's af_retry_timedout): that error is ignored
+            for item in [f for f in outcome.failed if f[1] == "retry timeout exceeded"]:
+                if item[2] not in message.non_recipients:
+                    message.non_recipients.append(item[2])
+                log(f"{message_id} {item[0]}: error ignored")
+                outcome.failed.remove(item)
         wanted = {r.address for r in message.recipients if r.dsn_flags & 0x04}  # NOTIFY=SUCCESS
         notify = [(a, o, "") for a, o in outcome.final if o in wanted]
         notify += [(a, o, h) for a, o, h in outcome.relayed if o in wanted]
@@ -167,14 +177,42 @@ def deliver_message(
             log(f"{message_id} Frozen")
         done = set(message.non_recipients)
         if all(r.address in done for r in message.recipients):
+            _record_waiting(config, message_id, "")
             spool.remove(message_id)
             log(f"{message_id} Completed")
             outcome.state = "completed"
         else:
+            _record_waiting(config, message_id, outcome.waiting_host)
             spool.update_header(message)
             spool.journal_remove(message_id)  # the -H file now holds what the journal said
             outcome.state = "deferred"
         return outcome
+
+
+def _record_waiting(config: Config, message_id: str, host: str) -> None:
+    """The "wait" hints: which host a message's deferred remote delivery waits for (none: forgotten)."""
+    from pyxim.queue.hints import HintsDb
+
+    try:
+        db = HintsDb(str(config.main.get("spool_directory") or ""), "wait")
+        if host:
+            db.put(message_id, host)
+        elif db.get(message_id) is not None:
+            db.delete(message_id)
+    except (OSError, sqlite3.Error):
+        pass  # only a hint: the next queue run delivers anyway, one connection per message
+
+
+def waiting_hosts(config: Config, message_ids: list[str]) -> dict[str, str]:
+    """message id -> the host it waits for, for those that wait for one."""
+    from pyxim.queue.hints import HintsDb
+
+    try:
+        db = HintsDb(str(config.main.get("spool_directory") or ""), "wait")
+        found = {m: db.get(m) for m in message_ids}
+    except (OSError, sqlite3.Error):
+        return {}
+    return {m: str(h) for m, h in found.items() if h}
 
 
 def _maybe_warn(config: Config, spool: Spool, message: SpoolMessage, body: bytes, outcome: AttemptOutcome,
@@ -333,6 +371,11 @@ def _attempt(
         notices: list = []  # type: ignore[type-arg]
         plan.append((original, key, base, route_address(config, original, dict(base.variables), ctx=None,
                                                         notices=notices, message=base.message)))
+        for old, new in dict.fromkeys(change for r in plan[-1][3] for change in r.domain_changes):
+            # rewrite_headers: the header lines name the domain as DNS found it, for every delivery
+            from pyxim.rewrite import rewrite_routed_domain
+
+            message.headers = rewrite_routed_domain(message.headers, old, new)
         if notices:  # skip_syntax_errors: logged, and syntax_errors_to told (routers/redirect.py)
             from pyxim.routers.redirect import report_syntax_errors
 
@@ -351,10 +394,17 @@ def _attempt(
     deferred_parts: set[int] = set()  # plan items with an address of their own still deferred
     promoted: list[RoutedAddress] = []  # deferred children of one_time redirect routers
     spool_files = tuple(str(p) for p in spool.paths(message.message_id))
+    made: list[tuple[int, int]] = []  # the SMTP transactions' addresses, in the order they were made
     batched, secondary = ({}, set()) if not remote else _run_batches(
         config, message, body, plan, primary, done, reached_by, clock, spool_files,  # type: ignore[arg-type]
-        ignore_retry, now)
-    for n, (original, key, base, routed) in enumerate(plan):
+        ignore_retry, now, made)
+    # results are logged in plan order, except that the items delivered by SMTP take their places in
+    # the order of the transactions (multi_domain = false splits a batch by domain), as Exim logs them
+    ranked = list(dict.fromkeys(n for n, _m in made))
+    slots = [n for n in range(len(plan)) if n in set(ranked)]
+    placed = dict(zip(slots, ranked, strict=True))
+    for n in [placed.get(n, n) for n in range(len(plan))]:
+        original, key, base, routed = plan[n]
         finished = True
         for m, r in enumerate(routed):
             if r.address in done and r.address != original:
@@ -446,6 +496,10 @@ def _attempt(
                 log(f"{mid} ** {r.address}{parent}{router}{transport}"
                     + (f": {result.message}" if text is None else text))
             else:
+                if getattr(result, "waiting_host", ""):
+                    # a remote delivery waits for its host: the next queue run that reaches the host
+                    # sends this message down the same connection (Exim's wait-<transport> database)
+                    outcome.waiting_host = outcome.waiting_host or result.waiting_host
                 if r.one_time and r.address != original:
                     # a one_time redirect's deferred child becomes a recipient of its own and its
                     # parent counts as done, so the redirection is not made again (Exim's one_time)
@@ -485,25 +539,32 @@ def _attempt(
 def _run_batches(config: Config, message: SpoolMessage, body: bytes, plan: list, primary: dict,  # type: ignore[type-arg]
                  done: set[str], reached_by: dict, clock: Callable[[], float] | None,  # type: ignore[type-arg]
                  spool_files: tuple[str, str], ignore_retry: bool = False, now: float = 0.0,
+                 order: list[tuple[int, int]] | None = None,
                  ) -> tuple[dict[tuple[int, int], DeliveryResult], set[tuple[int, int]]]:
-    """Addresses for one smtp transport and the same hosts go in one transaction (up to max_rcpt),
-    as Exim batches remote deliveries; returns each one's result and which were not first."""
+    """Addresses for one smtp transport and the same hosts go in one transaction (up to max_rcpt;
+    one domain only with multi_domain false), as Exim batches remote deliveries; returns each one's
+    result and which were not first. `order` gets the (plan item, address) pairs in the order the
+    transactions were made, which is the order Exim logs them in."""
+    if order is None:
+        order = []
     groups: dict[tuple, list[tuple[int, int, RoutedAddress, str]]] = {}  # type: ignore[type-arg]
     for n, (original, _key, _base, routed) in enumerate(plan):
         for m, r in enumerate(routed):
-            if r.outcome != "routed" or not r.transport or not r.hosts:
+            if r.outcome != "routed" or not r.transport:
                 continue
             if (r.address in done and r.address != original) or primary.get((r.address.lower(), r.transport)) != (n, m):
                 continue
             inst = next((t for t in config.transports if t.name == r.transport), None)
-            if inst is None or inst.driver != "smtp":
+            if inst is None or inst.driver != "smtp" or not (r.hosts or inst.options.get("hosts")):
                 continue
             hosts = tuple((h.name, h.address, h.port) for h in r.hosts)
-            groups.setdefault((r.transport, hosts, r.router), []).append((n, m, r, original))
+            # multi_domain false: one transaction per domain (Exim's smtp transport option)
+            domain = "" if _multi_domain(inst, r, plan[n][2]) else r.address.rpartition("@")[2].lower()
+            groups.setdefault((r.transport, hosts, r.router, domain), []).append((n, m, r, original))
     batched: dict[tuple[int, int], DeliveryResult] = {}
     secondary: set[tuple[int, int]] = set()
     chunks: list[list[tuple[int, int, RoutedAddress, str]]] = []
-    for (transport_name, _hosts, _router), members in groups.items():
+    for (transport_name, _hosts, _router, _domain), members in groups.items():
         inst = next(t for t in config.transports if t.name == transport_name)
         size = max(1, int(inst.options.get("max_rcpt") or 100))
         chunks += [members[start : start + size] for start in range(0, len(members), size)]
@@ -527,6 +588,7 @@ def _run_batches(config: Config, message: SpoolMessage, body: bytes, plan: list,
             results = list(pool.map(lambda c, chunk: c.run(run, chunk), contexts, chunks))
     else:
         results = [run(chunk) for chunk in chunks]
+    order.extend(item[:2] for chunk in chunks for item in chunk)
     for chunk, result in zip(chunks, results, strict=True):
         n, m, _r, _original = chunk[0]
         batched[(n, m)] = result
@@ -542,6 +604,28 @@ def _run_batches(config: Config, message: SpoolMessage, body: bytes, plan: list,
                 secondary.add((n2, m2))
             delivered = delivered or other.status == "ok"
     return batched, secondary
+
+
+def _multi_domain(inst: DriverInstance, r: RoutedAddress, base: ExpansionContext) -> bool:
+    """The smtp transport's multi_domain, expanded per address (a forced failure counts as true)."""
+    value = inst.options.get("multi_domain", True)
+    if not isinstance(value, str):
+        return value is not False
+    from pyxim.errors import ForcedFail
+
+    ctx = base
+    local_part, _, domain = r.address.rpartition("@")
+    saved = dict(ctx.variables)
+    ctx.variables.update({"local_part": Tainted(local_part), "domain": Tainted(domain)})
+    ctx.variables.update(r.variables)
+    try:
+        text = expand_string(value, ctx).strip().lower()
+    except (ForcedFail, ExpansionError):
+        return True
+    finally:
+        ctx.variables.clear()
+        ctx.variables.update(saved)
+    return text not in ("", "0", "false", "no")
 
 
 def _is_local(config: Config, r: RoutedAddress) -> bool:
@@ -603,9 +687,14 @@ def _one(
         return refused
     never = config.main.get("never_users") or ()
     never_ids = (never,) if isinstance(never, int) else tuple(never)
-    if uid is not None and (uid in never_ids or (uid == 0 and inst.driver in ("appendfile", "pipe"))):
-        # Exim never runs a local delivery as a never_users user (root always, as Debian builds it)
-        return DeliveryResult("defer", f"User {uid} set for {inst.name} transport is on the never_users list")
+    fixed = uid == 0 and inst.driver in ("appendfile", "pipe")
+    if uid is not None and (fixed or uid in never_ids):
+        # Exim never runs a local delivery as a never_users user (root always: Debian builds it with
+        # FIXED_NEVER_USERS=root); the reason gets a line of its own too, and basic_errno -29 (ERRNO_UIDFAIL)
+        from pyxim.transports.local import LocalResult
+
+        why = f"User {uid} set for {inst.name} transport is on the {'fixed_' if fixed else ''}never_users list"
+        return LocalResult("defer", why, log=[why], errno=-29)
     call = TransportCall(config, inst, message, body, r.address, original, ctx, uid, gid, envelope_to,
                          list(r.hosts), r.router, list(r.headers_add), list(r.headers_remove), spool_files,
                          list(batch or []), r.dsn_lasthop, ignore_retry, now)

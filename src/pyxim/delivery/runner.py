@@ -8,7 +8,7 @@ from pathlib import Path
 
 from pyxim.config.model import Config
 from pyxim.delivery import CONNECTION_CLOSERS, CONTINUE_HOSTS
-from pyxim.delivery.engine import AttemptOutcome, deliver_message
+from pyxim.delivery.engine import AttemptOutcome, deliver_message, waiting_hosts
 from pyxim.spool.store import Spool
 
 LogFunc = Callable[[str], None]
@@ -80,6 +80,12 @@ def queue_run(config: Config, spool: Spool, log: LogFunc, *, force: bool = False
             if first.remote_hosts:
                 hosts[message_id] = first.remote_hosts[0]
         wanted = _by_host([m for m in wanted if spool.paths(m)[0].exists()], hosts)
+    else:
+        # messages whose deliveries wait for a host since an earlier attempt: one connection to that
+        # host serves them one after another (Exim's continued delivery from its wait database)
+        hosts = waiting_hosts(config, wanted)
+        if len(hosts) > len(set(hosts.values())):
+            wanted = _by_host(wanted, hosts)
     outcomes = []
     from pyxim import logselector
 

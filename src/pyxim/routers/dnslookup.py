@@ -47,6 +47,8 @@ register("router", "dnslookup", OPTIONS)
 class DnsRoute:
     hosts: list[Any]  # engine.Host records, in the order delivery tries them
     name: str  # the fully qualified name they were found for
+    local: bool = False  # the local host is among the best hosts (Exim's HOST_FOUND_LOCAL)
+    removed: bool = False  # the local host and the hosts after it were removed (af_local_host_removed)
 
 
 _FAILED = "failed"  # no such domain (Exim's HOST_FIND_FAILED)
@@ -104,10 +106,8 @@ def route(inst: DriverInstance, ctx: ExpansionContext) -> DnsRoute | None:
     elif _condition(inst, "ipv4_prefer", ctx):
         # IPv4 first within each preference; the sort is stable, so the order is otherwise kept
         hosts.sort(key=lambda h: (h.mx if h.mx is not None else -1, ":" in (h.address or "")))
-    hosts = _local_host_in_list(inst, ctx, hosts)
-    if hosts is None:
-        return None
-    return DnsRoute(hosts, fqdn)
+    local, hosts, removed = engine.scan_for_local_hosts(ctx, hosts)
+    return DnsRoute(hosts, fqdn, local, removed)
 
 
 def _condition(inst: DriverInstance, name: str, ctx: ExpansionContext) -> bool:
@@ -244,26 +244,3 @@ def _srv_order(records: list[Any]) -> list[Any]:
             group.remove(pick)
             out.append(pick)
     return out
-
-
-def _local_host_in_list(inst: DriverInstance, ctx: ExpansionContext, hosts: list[Any]) -> list[Any] | None:
-    """The local host in an MX list: it and every host of equal or higher preference go (a
-    secondary MX passes mail only to better ones); when it is in the best group, the list is
-    left with the local host first for the router's `self` option. check_secondary_mx declines
-    unless the local host was found below the top."""
-    from pyxim.lists import _canonical_ip, _local_interface_ips
-
-    local = _local_interface_ips(ctx) | {"127.0.0.1", "::1"}
-
-    def is_local(h: Any) -> bool:
-        return bool(h.address) and (_canonical_ip(h.address) in local or h.address.startswith("127."))
-
-    mine = next((h for h in hosts if is_local(h)), None)
-    secondary = bool(inst.options.get("check_secondary_mx"))
-    if mine is None:
-        return None if secondary else hosts
-    if mine.mx is None or mine.mx <= hosts[0].mx:
-        if secondary:
-            return None  # the local host is at the top of the MX list: not a secondary
-        return [mine] + [h for h in hosts if h is not mine]
-    return [h for h in hosts if h.mx is not None and h.mx < mine.mx]

@@ -57,6 +57,9 @@ class RoutedAddress:
     errno: int = 0  # Exim's errno for a routing deferral (-32: a host lookup failed), 0: the default
     # lines the router asks to be written to the main log when this address is delivered
     log_lines: list[str] = field(default_factory=list)
+    # a dnslookup router with rewrite_headers found the domain under another name: (old, new)
+    domain_change: tuple[str, str] | None = None
+    domain_changes: list[tuple[str, str]] = field(default_factory=list)  # the ancestors' changes, oldest first
 
 
 class _Decline(Exception):
@@ -78,10 +81,11 @@ def _expand_option(inst: DriverInstance, name: str, ctx: ExpansionContext) -> st
     return expand_string(str(value), ctx)
 
 
-def _preconditions(inst: DriverInstance, ctx: ExpansionContext, verifying: bool) -> bool:
+def _preconditions(inst: DriverInstance, ctx: ExpansionContext, verifying: bool | str) -> bool:
+    """`verifying`: False (delivery), True (a recipient, -bv) or "sender" (a sender's verification, -bvs)."""
     if verifying and inst.options.get("verify") is False:
         return False
-    if verifying and inst.options.get("verify_recipient") is False:
+    if verifying and inst.options.get("verify_sender" if verifying == "sender" else "verify_recipient") is False:
         return False
     if not verifying and inst.options.get("verify_only"):
         return False
@@ -218,6 +222,14 @@ def _unseen(
     return RoutedAddress(result.address, parents[1:], outcome="redirected")
 
 
+def _redirect_start(config: Config, inst: DriverInstance) -> int:
+    """Where the addresses a router makes start routing: its redirect_router, else the first router."""
+    name = inst.options.get("redirect_router")
+    if not name:
+        return 0
+    return next((n for n, r in enumerate(config.routers) if r.name == name), 0)
+
+
 def _is_true(value: object, ctx: ExpansionContext) -> bool:
     """A boolean option that may be an expansion (unseen, …)."""
     if value is None or isinstance(value, bool):
@@ -347,7 +359,13 @@ def _manualroute(
         hosts: list[Host] = []
         ignore = _expand_option(inst, "ignore_target_hosts", ctx)
         not_found: list[str] = []  # Exim's log line for each host that was not found
-        for name in iterate_list(hostlist):
+        names = list(iterate_list(hostlist))
+        if randomize:
+            import random
+
+            random.shuffle(names)  # Exim randomizes the host names, before any lookup
+        self_send = False
+        for name in names:
             port = None
             mx = False
             if name.endswith("/MX"):
@@ -384,11 +402,19 @@ def _manualroute(
                     not_found,
                 )
                 continue  # host_find_failed = ignore
-            hosts.extend(Host(n, a, pref, port) for n, a, pref in addresses)
-        if randomize:
-            import random
-
-            random.shuffle(hosts)
+            found = [Host(n, a, pref, port) for n, a, pref in addresses]
+            # Exim's rf_lookup_hostlist: the local host, found after other hosts, is dropped
+            # with every later host (the list is treated like an ordered MX list); found
+            # first, the router's `self` option decides (once it says send, later local
+            # hosts are kept)
+            local, found, _removed = scan_for_local_hosts(ctx, found)
+            if local and not self_send:
+                if hosts:
+                    break
+                if not _self_action(inst, found[0], str(domain)):
+                    return None
+                self_send = True
+            hosts.extend(found)
         if not hosts:
             if not not_found:
                 return None
@@ -428,33 +454,78 @@ def _host_policy(inst: DriverInstance, option: str, message: str, log_lines: lis
     )
 
 
-def _self_check(
-    inst: DriverInstance, ctx: ExpansionContext, hosts: list[Host], domain: str
-) -> list[Host] | None:
-    """Exim's `self` option: what to do when the first host is this host (default: freeze)."""
+def _is_local_host(ctx: ExpansionContext, host: Host) -> bool:
+    """Is this host item the local host? Exim's host_scan_for_local_hosts: its name is in
+    hosts_treat_as_local (matched as a domain, with $domain set to the name), its address is
+    0.0.0.0, or its address is one of this machine's interface addresses as local_interfaces
+    (default: every interface) and extra_local_interfaces name them. Nothing else of 127/8
+    counts as local."""
     from pyxim.lists import _canonical_ip, _local_interface_ips
 
-    if not hosts or hosts[0].address is None:
-        return hosts
-    local = _local_interface_ips(ctx) | {"127.0.0.1", "::1"}
-    if _canonical_ip(hosts[0].address) not in local and not hosts[0].address.startswith("127."):
-        return hosts
-    policy = str(inst.options.get("self") or "freeze")
+    treat = ctx.config.main.get("hosts_treat_as_local") if ctx.config is not None else None
+    if treat and host.name:
+        saved = ctx.variables.get("domain")
+        ctx.variables["domain"] = host.name
+        try:
+            if match_domain_list(ctx, host.name.lower(), str(treat), record=False):
+                return True
+        finally:
+            if saved is None:
+                ctx.variables.pop("domain", None)
+            else:
+                ctx.variables["domain"] = saved
+    if not host.address:
+        return False
+    address = _canonical_ip(host.address)
+    return address == "0.0.0.0" or address in _local_interface_ips(ctx)
+
+
+def scan_for_local_hosts(ctx: ExpansionContext, hosts: list[Host]) -> tuple[bool, list[Host], bool]:
+    """Exim's host_scan_for_local_hosts for one lookup's hosts, in the order they will be
+    tried: (local, hosts, removed). When the local host is among the first group of equal
+    preference (every address of a name found without MX records is one group), local is
+    true and the list is kept whole for the router's `self` option; when it is found further
+    down, it, the hosts of its preference and every later host are removed."""
+    prev_end = 0  # the hosts before the preference group being scanned
+    for index, host in enumerate(hosts):
+        if _is_local_host(ctx, host):
+            if prev_end == 0:
+                return True, hosts, False
+            return False, hosts[:prev_end], True
+        if index + 1 == len(hosts) or hosts[index + 1].mx != host.mx:
+            prev_end = index + 1
+    return False, hosts, False
+
+
+def _self_action(inst: DriverInstance, host: Host, domain: str) -> bool:
+    """Exim's rf_self_action, for a host list whose first host is the local host: True to
+    send anyway (self = send), False when the router declines; raises for pass, fail, defer
+    and freeze (the default)."""
+    policy = str(inst.options.get("self") or "freeze").strip()
     if policy == "send":
-        return hosts
+        return True
     if policy == "decline":
-        return None
+        return False
     if policy == "pass":
         raise RouterPass()
     message = (
         "lowest numbered MX record points to local host"
-        if hosts[0].mx is not None
+        if host.mx is not None
         else "remote host address is the local host"
     )
     if policy == "fail":
         raise _RouterFail(message)
     # freeze (the default) and defer: Exim also writes the reason, with the domain, to the main log
     raise _RouterDefer(message, freeze=policy == "freeze", log_lines=[f"{message}: {domain}"])
+
+
+SELF_MESSAGES = ("lowest numbered MX record points to local host:", "remote host address is the local host:")
+
+
+def test_mode_log_line(line: str, address: str) -> str:
+    """A router's main-log line as Exim words it with no message (-bt, -bv): the `self` option's
+    line names the address being routed."""
+    return f"{line} (while routing <{address}>)" if line.startswith(SELF_MESSAGES) else line
 
 
 def _v6_first(addresses: list[str]) -> list[str]:
@@ -500,10 +571,13 @@ def _redirect_items(data: str, depth: int = 0) -> list[str]:
     for line in data.split("\n"):
         if line.lstrip().startswith("#"):
             continue
-        for piece in line.split(","):
+        for piece in _split_items(line):
             piece = piece.strip()
             if not piece:
                 continue
+            if len(piece) > 2 and piece[0] == '"' and piece[-1] == '"' and piece[1] in "|/":
+                # a quoted pipe or file ("|/usr/bin/prog a, b"): the quotes only protect its text
+                piece = re.sub(r"\\(.)", r"\1", piece[1:-1])
             if piece.startswith(":include:"):
                 path = piece[len(":include:") :].strip()
                 if depth > 5:
@@ -516,6 +590,31 @@ def _redirect_items(data: str, depth: int = 0) -> list[str]:
                 continue
             items.append(carry(piece, data))
     return items
+
+
+def _split_items(line: str) -> list[str]:
+    """Split a line of redirection data at commas outside quotes (a backslash escapes inside them)."""
+    pieces: list[str] = []
+    current: list[str] = []
+    quoted = False
+    i = 0
+    while i < len(line):
+        c = line[i]
+        if quoted and c == "\\" and i + 1 < len(line):
+            current.append(line[i : i + 2])
+            i += 2
+            continue
+        if c == '"':
+            quoted = not quoted
+        elif c == "," and not quoted:
+            pieces.append("".join(current))
+            current = []
+            i += 1
+            continue
+        current.append(c)
+        i += 1
+    pieces.append("".join(current))
+    return pieces
 
 
 @dataclass
@@ -533,7 +632,7 @@ def route_address(
     config: Config,
     address: str,
     ctx_vars: dict[str, str] | None = None,
-    verifying: bool = False,
+    verifying: bool | str = False,
     ctx: ExpansionContext | None = None,
     notices: list[SyntaxErrorNotice] | None = None,
     message: Any = None,
@@ -569,7 +668,14 @@ def route_address(
                 message,
             )
         )
-    return [r for r in results if r.outcome != "redirected"]
+    finals = [r for r in results if r.outcome != "redirected"]
+    # a domain changed by DNS (dnslookup with rewrite_headers): the addresses routed from it carry
+    # the change, so that delivery rewrites the header lines (Exim's rf_change_domain)
+    changes = {r.address: r.domain_change for r in results if r.outcome == "redirected" and r.domain_change}
+    if changes:
+        for r in finals:
+            r.domain_changes = [changes[p] for p in reversed(r.parents) if p in changes]
+    return finals
 
 
 def _route_one(
@@ -578,7 +684,7 @@ def _route_one(
     parents: list[str],
     generation: int,
     ctx_vars: dict[str, str],
-    verifying: bool,
+    verifying: bool | str,
     pending: list,  # type: ignore[type-arg]
     ctx: ExpansionContext | None,
     start: int = 0,
@@ -701,7 +807,7 @@ def _route_one(
                             child,
                             [address, *parents],
                             generation + 1,
-                            0,
+                            _redirect_start(config, inst),
                             [inst.name, *routers],
                             (*order, position),
                         )
@@ -745,15 +851,22 @@ def _route_one(
                                 f"{local_part}@{dns_route.name}",
                                 [address, *parents],
                                 generation + 1,
-                                0,
+                                _redirect_start(config, inst),
                                 [inst.name, *routers],
                             )
                         )
                         result.outcome = "redirected"
+                        if inst.options.get("rewrite_headers", True):
+                            result.domain_change = (domain, dns_route.name)
                         return result
                     hosts = dns_route.hosts if dns_route is not None else None
-                if hosts:
-                    hosts = _self_check(inst, context, hosts, domain)
+                    if dns_route is not None and dns_route.local:
+                        # the local host is among the best hosts: the `self` option decides
+                        if not _self_action(inst, dns_route.hosts[0], domain):
+                            hosts = None
+                    elif dns_route is not None and inst.options.get("check_secondary_mx"):
+                        if not dns_route.removed:
+                            hosts = None  # check_secondary_mx: the local host was not a lower MX
                 if not hosts:
                     continue
                 result.router = inst.name
@@ -904,8 +1017,11 @@ def _qualify(config: Config, ctx: ExpansionContext) -> str:
     return resolve_variable(Evaluation(ctx), "qualify_recipient")
 
 
-def format_bt(results: list[RoutedAddress], original: str) -> tuple[str, int]:
-    """-bt output and exit status (0 routed, 1 deferred, 2 failed)."""
+def format_bt(results: list[RoutedAddress], original: str, seen: set[str] | None = None) -> tuple[str, int]:
+    """-bt output and exit status (0 routed, 1 deferred, 2 failed). `seen`: the addresses routed so far
+    in this -bt run; Exim marks a later one "[duplicate, would not be delivered]"."""
+    if seen is None:
+        seen = set()
     out: list[str] = []
     status = 0
     # Exim prints an address that fails or defers as soon as routing ends for it, the routed
@@ -933,7 +1049,13 @@ def format_bt(results: list[RoutedAddress], original: str) -> tuple[str, int]:
             out.extend(f"    <-- {p}" for p in r.parents[1:])
             out.append(f"  transport = {r.transport}")
         else:
-            out.append(r.address)
+            local, at, domain = r.address.rpartition("@")
+            unique = f"{local}{at}{domain.lower()}"
+            if r.parents and r.parents[0] == r.address:
+                # an unseen router's copy is an address of its own (as in Exim)
+                unique = f"\0{r.router}\0{unique}"
+            out.append(r.address + ("   [duplicate, would not be delivered]" if unique in seen else ""))
+            seen.add(unique)
             out.extend(f"    <-- {p}" for p in r.parents)
             out.append(f"  router = {r.router}, transport = {r.transport or 'unset'}")
             # Exim lines the hosts up: names padded to the longest, addresses too

@@ -506,10 +506,10 @@ def _deliver_mbox(call: TransportCall, path: str) -> DeliveryResult:
             try:
                 _make_dirs(parent, int(opts.get("directory_mode") or 0o700))
             except OSError as e:
+                # Exim's wording: strerror, then the mailbox path (not the directory), then strerror again
+                why = os.strerror(e.errno or 0)
                 return LocalResult(
-                    "defer",
-                    f"failed to create directories for {parent}: {os.strerror(e.errno or 0)}",
-                    errno=e.errno or 0,
+                    "defer", f"{why}: failed to create directories for {path}: {why}", errno=e.errno or 0
                 )
     prefix, body, suffix = _content(call, path)
     quota = _quota(call)

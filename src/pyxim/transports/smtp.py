@@ -67,7 +67,7 @@ OPTIONS: list[OptionDef] = [
     opt("lmtp_ignore_quota", "bool", False),
     opt("max_rcpt", "int", 100),
     opt("message_linelength_limit", "int", 998),
-    opt("multi_domain", "bool", True),
+    opt("multi_domain", "expand_bool", True),
     opt("port", "string", "smtp"),
     opt("protocol", "string", "smtp"),
     opt("retry_include_ip_address", "bool", True),

@@ -22,6 +22,7 @@ when present (see the lead's note), `message` holds Exim's message alone.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import ipaddress
 import os
@@ -29,6 +30,7 @@ import random
 import socket
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 from pyxim import logselector
@@ -71,6 +73,7 @@ class SmtpResult(DeliveryResult):
     user_message: str = ""
     log_errno: int | None = None  # the n of "defer (n)" when not errno (a refusal at connection: 0)
     log_text: str | None = None
+    waiting_host: str = ""  # a deferral: the (first) host the address waits for (the "wait" hints)
 
 
 @dataclass(slots=True)
@@ -130,22 +133,7 @@ def _targets(call: TransportCall, port: int) -> list[Target]:
     option = _expand(call, "hosts")
     targets: list[Target] = []
     if option and (not hosts or opts.get("hosts_override")):
-        for item in iterate_list(option):
-            name, hport = item, port
-            if item.count(":") == 1 and item.rsplit(":", 1)[1].isdigit():
-                name, hport = item.rsplit(":", 1)[0], int(item.rsplit(":", 1)[1])
-            bare = name.strip("[]")
-            try:
-                ipaddress.ip_address(bare)
-                targets.append(Target(bare, bare, hport, True))
-                continue
-            except ValueError:
-                pass
-            try:
-                addresses = call.ctx.get_resolver().addresses_for_name(name)
-            except LookupDefer:
-                addresses = []
-            targets.extend(Target(name, a, hport, True) for a in addresses)
+        targets = _host_list(call, option, port)
     else:
         for h in hosts:
             if h.address:  # a route_list "host::port" overrides the transport's port
@@ -155,6 +143,45 @@ def _targets(call: TransportCall, port: int) -> list[Target]:
     limit = opts.get("hosts_max_try")
     if isinstance(limit, int) and limit > 0:
         targets = targets[:limit]
+    return targets
+
+
+def _host_list(call: TransportCall, text: str, port: int) -> list[Target]:
+    """The hosts of a host list (IP addresses, or names looked up; "name:port" items)."""
+    targets: list[Target] = []
+    for item in iterate_list(text):
+        name, hport = item, port
+        if item.count(":") == 1 and item.rsplit(":", 1)[1].isdigit():
+            name, hport = item.rsplit(":", 1)[0], int(item.rsplit(":", 1)[1])
+        bare = name.strip("[]")
+        try:
+            ipaddress.ip_address(bare)
+            targets.append(Target(bare, bare, hport, True))
+            continue
+        except ValueError:
+            pass
+        try:
+            addresses = call.ctx.get_resolver().addresses_for_name(name)
+        except LookupDefer:
+            addresses = []
+        targets.extend(Target(name, a, hport, True) for a in addresses)
+    return targets
+
+
+def _fallback_targets(call: TransportCall, port: int) -> list[Target]:
+    """fallback_hosts: the router's (when it set them) or else the transport's, tried once every regular
+    host has deferred the address (not expanded, as in Exim)."""
+    text = ""
+    if call.config is not None and call.router:
+        router = next((r for r in call.config.routers if r.name == call.router), None)
+        if router is not None:
+            text = str(router.options.get("fallback_hosts") or "")
+    text = text or str(call.transport.options.get("fallback_hosts") or "")
+    if not text:
+        return []
+    targets = _host_list(call, text, port)
+    if call.transport.options.get("hosts_randomize"):
+        random.shuffle(targets)
     return targets
 
 
@@ -536,7 +563,8 @@ def deliver(call: TransportCall) -> DeliveryResult:
     except ExpansionError as exc:
         return SmtpResult("defer", f'failed to expand "hosts" in {tname} transport: {exc}', errno=ERRNO_EXPANDFAIL)
     if not targets:
-        return SmtpResult("defer", f"No hosts found for {tname} transport", errno=ERRNO_UNKNOWNHOST)
+        # neither the router nor the transport gave hosts: Exim keeps no retry record for it
+        return SmtpResult("defer", f"{tname} transport called with no hosts set", errno=-1, host_retry=True)
     try:
         spec = spec_for(call, use_crlf=False, escape_headers=False)
         spec.check_string = spec.escape_string = None
@@ -567,8 +595,11 @@ def deliver(call: TransportCall) -> DeliveryResult:
     last: SmtpResult | None = None
     log_lines: list[str] = sign_log
     retry = _HostRetry(call)
-    skipped = 0
-    for t in targets:
+    skipped = serialized = 0
+    # every regular host having deferred the address, the fallback hosts get their turn
+    fallback = [f for f in _fallback_targets(call, port) if (f.address, f.port) not in
+                {(t.address, t.port) for t in targets}]
+    for t in targets + fallback:
         if t.from_transport and not opts.get("allow_localhost") and _is_local(t.address):
             # only the transport's own hosts: for a router's hosts its `self` option decides
             last = SmtpResult("defer", f"{tname} transport found host {t.name} to be local",
@@ -577,13 +608,23 @@ def deliver(call: TransportCall) -> DeliveryResult:
         if not retry.due(t):
             skipped += 1  # a host that failed lately waits for its retry time (other hosts are tried)
             continue
-        final, result = _try_host(call, t, envelope, data, base, selectors, log_lines)
+        with _serialized(call, t) as free:
+            if not free:
+                serialized += 1  # serialize_hosts: another delivery is talking to this host
+                continue
+            final, result = _try_host(call, t, envelope, data, base, selectors, log_lines)
         if final:
             retry.succeeded(t)  # the host answered: whatever it said of the address, the host is well
             result.log = log_lines + result.log
             return result
         retry.failed(t, result)
         last = result
+    if last is None and serialized:
+        # no retry record (as in Exim): the address waits for the next queue run
+        domain = call.address.rpartition("@")[2]
+        last = SmtpResult("defer", f"connection limit reached for all hosts for '{domain}'", errno=ERRNO_HRETRY,
+                          host_retry=True, log=log_lines)
+        return last
     if last is None and skipped:
         domain = call.address.rpartition("@")[2]
         last = SmtpResult("defer", f"retry time not reached for any host for '{domain}'", errno=ERRNO_HRETRY)
@@ -594,7 +635,22 @@ def deliver(call: TransportCall) -> DeliveryResult:
         last.host_retry = True
         last.retry_expired = retry.recorded and retry.all_expired and not skipped
     last.log = log_lines
+    last.waiting_host = targets[0].address
     return last
+
+
+@contextlib.contextmanager
+def _serialized(call: TransportCall, t: Target) -> Iterator[bool]:
+    """serialize_hosts: a matching host gets one connection at a time across every process on this
+    spool (Exim's "host-serialize-<name>" key); yields False while another delivery holds it."""
+    if not call.transport.options.get("serialize_hosts") or not _host_matches(call, "serialize_hosts", t):
+        yield True
+        return
+    from pyxim.delivery.serialize import slot
+
+    spool = str(call.config.main.get("spool_directory") or "") if call.config is not None else ""
+    with slot(spool, f"host-serialize-{t.name}", 1) as free:
+        yield free
 
 
 class _HostRetry:
@@ -653,6 +709,7 @@ class _Kept:
     chan: _Channel
     features: ServerFeatures
     auth: ClientAuth | None  # the session is authenticated already (A= on the continued delivery too)
+    messages: int = 1  # messages sent down this connection so far (connection_max_messages)
 
 
 # connections kept open for the next message to the same host (see CONTINUE_HOSTS), by
@@ -667,13 +724,14 @@ def _take_kept(call: TransportCall, t: Target) -> _Kept | None:
         return _KEPT.pop((call.transport.name, t.name, t.address, t.port), None)
 
 
-def _keep_or_close(call: TransportCall, t: Target, client: SmtpClient, chan: _Channel) -> None:
+def _keep_or_close(call: TransportCall, t: Target, client: SmtpClient, chan: _Channel, messages: int = 1) -> None:
     if not client.kept_open:
         chan.close()
         return
     with _KEPT_LOCK:
         old = _KEPT.pop((call.transport.name, t.name, t.address, t.port), None)
-        _KEPT[(call.transport.name, t.name, t.address, t.port)] = _Kept(chan, client.features, client.auth_used)
+        _KEPT[(call.transport.name, t.name, t.address, t.port)] = _Kept(chan, client.features, client.auth_used,
+                                                                        messages)
     if old is not None:
         _quit(old.chan)
 
@@ -728,8 +786,12 @@ def _try_host(call: TransportCall, t: Target, envelope: Envelope, data: bytes, b
             lmtp=base.lmtp,
         )
         wanted = CONTINUE_HOSTS.get()
-        options.keep_open = wanted is not None and t.address in wanted and not base.verify_only
         kept = _take_kept(call, t) if not base.verify_only else None
+        # connection_max_messages: after that many messages the connection is closed (0: no limit)
+        limit = int(opts.get("connection_max_messages") or 0)
+        sent = kept.messages + 1 if kept is not None else 1
+        options.keep_open = (wanted is not None and t.address in wanted and not base.verify_only
+                             and (limit == 0 or sent < limit))
         if kept is not None:
             # a connection left open by the previous message to this host: straight to MAIL
             client = SmtpClient(options, envelope, data, continued=kept.features)
@@ -737,7 +799,7 @@ def _try_host(call: TransportCall, t: Target, envelope: Envelope, data: bytes, b
             try:
                 _converse(call, t, client, kept.chan)
             finally:
-                _keep_or_close(call, t, client, kept.chan)
+                _keep_or_close(call, t, client, kept.chan, sent)
             if not (client.host_error is not None and not client.greeting and client.host_error.errno in
                     (ERRNO_SMTPCLOSED, ERRNO_SMTPFORMAT) and all(not o.status for o in client.outcomes)):
                 return _result(t, client, kept.chan, selectors, log_lines, continued=True)
