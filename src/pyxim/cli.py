@@ -42,11 +42,14 @@ class CommandLine:
     queue_interval: str | None = None
     selection: tuple[str, str] | None = None  # -R text (recipients) or -S text (sender)
     callouts: bool = False  # -bhc
+    # -oMa -oMaa -oMai -oMas -oMi -oMr -oMs -oMt: a trusted caller says where a message came from
+    origin: dict[str, str] = field(default_factory=dict)
+    dont_deliver: bool = False  # -N
 
 
 # Options that take the next word as their value.
-_WITH_VALUE = {"-C", "-bem", "-f", "-F", "-oX", "-oMa", "-oMs", "-oMr", "-oMt", "-oMi", "-oMaa", "-oMai", "-R", "-S",
-               "-Rf", "-Rff", "-Sf", "-Sff"}
+_WITH_VALUE = {"-C", "-bem", "-f", "-F", "-oX", "-oMa", "-oMs", "-oMr", "-oMt", "-oMi", "-oMaa", "-oMai", "-oMas",
+               "-oMm", "-R", "-S", "-Rf", "-Rff", "-Sf", "-Sff"}
 
 
 _MESSAGE_COMMANDS = ("-Mf", "-Mt", "-Mrm", "-Mg", "-Mar", "-Mmd", "-Mvh", "-Mvb", "-Mvl")
@@ -91,6 +94,8 @@ def parse_command_line(argv: Sequence[str]) -> CommandLine:
                 cl.listen = value
             elif arg == "-F":
                 cl.full_name = value
+            elif arg.startswith("-oM"):
+                cl.origin[arg] = value
             elif arg.startswith(("-R", "-S")):
                 # -R/-S: a queue run for messages with a matching recipient / sender
                 cl.selection = (arg[1], value)
@@ -125,6 +130,8 @@ def parse_command_line(argv: Sequence[str]) -> CommandLine:
             cl.extract = True
         elif arg in ("-i", "-oi"):
             cl.dot_ends = False
+        elif arg == "-N":
+            cl.dont_deliver = True  # deliveries logged "*>" without running the transports
         elif arg in ("-oem", "-oee", "-oep", "-oeq", "-oew", "-v", "-m", "-om"):
             pass  # sendmail compatibility options that change nothing here yet
         elif arg.startswith("-f") and len(arg) > 2:
@@ -309,7 +316,10 @@ def run_smtp_stdio(cl: CommandLine, out: TextIO, inp) -> int:  # type: ignore[no
         from pyxim.log import Logger
 
         logger = Logger(str(config.main.get("log_file_path") or ""), str(config.main["spool_directory"]))
-        session = SmtpSession(config, Peer("", 0), store, ids.new_id, logger.main, logger.reject)
+        _drop_untrusted_origin(cl, config)
+        session = SmtpSession(config, _origin_peer(cl), store, ids.new_id, logger.main, logger.reject)
+        # (-oMas does not outlive MAIL, which says the authenticated sender itself in SMTP)
+        apply_origin(session, {k: v for k, v in cl.origin.items() if k != "-oMas"})
     binary_out = out.buffer if hasattr(out, "buffer") else None
     binary_in = inp.buffer if hasattr(inp, "buffer") else inp
 
@@ -337,6 +347,70 @@ def run_smtp_stdio(cl: CommandLine, out: TextIO, inp) -> int:  # type: ignore[no
     if not testing:
         _deliver_after_reception(cl, config, [mid for mid, wanted in session.received if wanted])
     return 0
+
+
+def _split_host_port(text: str) -> tuple[str, int]:
+    """-oMa/-oMi values: an IP address, optionally followed by .port or :port (Exim's form)."""
+    import ipaddress
+
+    text = text.strip()
+    if text.startswith("[") and "]" in text:
+        address, _, rest = text[1:].partition("]")
+        return address, int(rest[1:]) if rest[1:].isdigit() else 0
+    for sep in (".", ":"):
+        head, _, tail = text.rpartition(sep)
+        if head and tail.isdigit():
+            try:
+                ipaddress.ip_address(head)
+                return head, int(tail)
+            except ValueError:
+                pass
+    return text, 0
+
+
+def _drop_untrusted_origin(cl: CommandLine, config) -> None:  # type: ignore[no-untyped-def]
+    """-oM… are for trusted callers; from anyone else Exim ignores them without a word."""
+    from pyxim.expand import ExpansionContext
+    from pyxim.expand.variables import caller_is_trusted
+
+    if cl.origin and not caller_is_trusted(ExpansionContext(config=config)):
+        cl.origin = {}
+
+
+def _origin_peer(cl: CommandLine):  # type: ignore[no-untyped-def]
+    """The client a -bs session or a submission stands for: -oMa (and -oMi), else none (a local caller)."""
+    from pyxim.smtp.session import Peer
+
+    if not cl.origin.get("-oMa"):
+        return Peer("", 0)
+    address, port = _split_host_port(cl.origin["-oMa"])
+    local_address, local_port = _split_host_port(cl.origin.get("-oMi", ""))
+    return Peer(address, port, local_address or "", local_port)
+
+
+def apply_origin(session, origin: dict[str, str]) -> None:  # type: ignore[no-untyped-def]
+    """-oMs (the host's verified name), -oMt (ident), -oMaa/-oMai/-oMas (how it authenticated), -oMi (the
+    interface) on a session or submission (-oMr is the submission's own: SMTP names its protocol)."""
+    from pyxim.expand.taint import Tainted
+
+    variables = session.ctx.variables
+    if origin.get("-oMs"):
+        variables["sender_host_name"] = Tainted(origin["-oMs"])
+    if origin.get("-oMt"):
+        variables["sender_ident"] = Tainted(origin["-oMt"])
+    if origin.get("-oMaa"):
+        session.authenticated = origin["-oMaa"]
+        session.origin_auth = True
+        variables["sender_host_authenticated"] = origin["-oMaa"]
+    if origin.get("-oMai"):
+        variables["authenticated_id"] = Tainted(origin["-oMai"])
+    if origin.get("-oMas"):
+        variables["authenticated_sender"] = Tainted(origin["-oMas"])
+    if origin.get("-oMi"):
+        address, port = _split_host_port(origin["-oMi"])
+        variables.update({"received_ip_address": address, "interface_address": address,
+                          "received_port": str(port), "interface_port": str(port)})
+    session._set_sender_hosts()
 
 
 def _delivery_logger(config):  # type: ignore[no-untyped-def]
@@ -509,6 +583,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     try:
         cl = parse_command_line(argv)
+        if cl.dont_deliver:
+            from pyxim.delivery import DONT_DELIVER
+
+            DONT_DELIVER.set(True)
         if cl.mode == "-bV":
             return run_bv(cl, sys.stdout)
         if cl.mode == "-bP":
@@ -541,8 +619,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             sender = cl.sender
             if sender is not None and sender.startswith("<") and sender.endswith(">"):
                 sender = sender[1:-1]
+            _drop_untrusted_origin(cl, config)
             message_id, wanted = submit(config, sys.stdin.buffer, cl.args, cl.extract, cl.dot_ends, sender,
-                                        cl.full_name)
+                                        cl.full_name, origin=cl.origin)
             if wanted:
                 _deliver_after_reception(cl, config, [message_id])
             return 0

@@ -50,7 +50,9 @@ def _gecos_name() -> str:
 
 
 def submit(config: Config, stdin, recipients: list[str], extract: bool, dot_ends: bool,  # type: ignore[no-untyped-def]
-           sender: str | None, full_name: str | None) -> tuple[str, bool]:
+           sender: str | None, full_name: str | None, origin: dict[str, str] | None = None) -> tuple[str, bool]:
+    """A message from standard input (-bm, -t). `origin`: the -oM options of a trusted caller (the host,
+    its name, ident and authentication, the protocol -oMr names) for a message passed on by a filter."""
     spool = Spool(Path(str(config.main["spool_directory"])), bool(config.main.get("split_spool_directory")))
     logger = Logger(str(config.main.get("log_file_path") or ""), str(config.main["spool_directory"]))
 
@@ -58,8 +60,21 @@ def submit(config: Config, stdin, recipients: list[str], extract: bool, dot_ends
         spool.write(message, body)
         return message.message_id
 
-    session = SmtpSession(config, Peer("", 0), store, MessageIdGenerator().new_id, logger.main)
-    session.protocol_override = "local"
+    origin = origin or {}
+    peer = Peer("", 0)
+    if origin.get("-oMa"):
+        from pyxim.cli import _split_host_port
+
+        address, port = _split_host_port(origin["-oMa"])
+        local_address, local_port = _split_host_port(origin.get("-oMi", ""))
+        peer = Peer(address, port, local_address, local_port)
+    session = SmtpSession(config, peer, store, MessageIdGenerator().new_id, logger.main)
+    # -oMr's value is the caller's text: the -H file marks it tainted, as Exim's does
+    session.protocol_override = Tainted(origin["-oMr"]) if origin.get("-oMr") else "local"
+    if origin:
+        from pyxim.cli import apply_origin
+
+        apply_origin(session, origin)
     start = session._acl("acl_not_smtp_start", "accept")
     if start.verdict != "accept":
         raise SubmissionError(start.message or "message rejected by acl_not_smtp_start")

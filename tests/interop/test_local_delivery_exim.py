@@ -287,3 +287,109 @@ def test_transport_filter_matches_exim() -> None:
     exim = filtered([oracle.EXIM])
     assert b"BODY TEXT" in exim
     assert filtered([sys.executable, "-m", "pyxim"]) == exim
+
+
+MAILSTORE_CONFIG = """\
+primary_hostname = t.example
+qualify_domain = t.example
+spool_directory = ROOT/spool
+log_file_path = ROOT/%slog
+begin routers
+r:
+  driver = accept
+  transport = t
+begin transports
+t:
+  driver = appendfile
+  directory = ROOT/box
+  create_directory
+  mailstore_format
+  mailstore_prefix = PRE $local_part
+  mailstore_suffix = SUF
+  user = Debian-exim
+"""
+
+
+def mailstore(command: list[str]) -> tuple[list[str], list[tuple[str, bytes]]]:
+    root = Path(tempfile.mkdtemp(prefix="pyxim-mailstore-"))
+    try:
+        root.chmod(0o777)
+        conf = root / "c.conf"
+        conf.write_text(MAILSTORE_CONFIG.replace("ROOT", str(root)))
+        conf.chmod(0o644)
+        subprocess.run(command + ["-C", str(conf), "-odi", "-f", "s@x.example", "a@t.example", "b@t.example"],
+                       input=MESSAGE, capture_output=True, timeout=60)
+        # <message id>-<delivery process in base 62>.env/.msg; the .tmp envelope is gone
+        files = sorted((re.sub(r"^[0-9A-Za-z]{6}-[0-9A-Za-z]{6}-[0-9A-Za-z]{2}-[0-9A-Za-z]{6}", "ID-N", p.name),
+                        mask(p.read_bytes())) for p in (root / "box").iterdir())
+        lines = [re.sub(r"[0-9A-Za-z]{6}-[0-9A-Za-z]{6}-[0-9A-Za-z]{2}", "ID", line[20:])
+                 for line in (root / "mainlog").read_text().splitlines() if " => " in line]
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+    return sorted(lines), sorted(files, key=lambda f: (f[0], f[1]))
+
+
+def test_mailstore_matches_exim() -> None:
+    """mailstore_format: a .msg and a .env (prefix, sender, recipient, suffix) per delivery."""
+    mine = mailstore([sys.executable, "-m", "pyxim"])
+    assert ("ID-N.env", b"PRE a\ns@x.example\na@t.example\nSUF\n") in mine[1]
+    assert [name for name, _ in mine[1]] == ["ID-N.env", "ID-N.env", "ID-N.msg", "ID-N.msg"]
+    assert mine == mailstore([oracle.EXIM])
+
+
+QUOTA_WARN_CONFIG = """\
+primary_hostname = t.example
+qualify_domain = t.example
+spool_directory = ROOT/spool
+log_file_path = ROOT/%slog
+begin routers
+r:
+  driver = accept
+  local_parts = a : b
+  transport = ${if eq{$local_part}{a}{t}{md}}
+begin transports
+t:
+  driver = appendfile
+  file = ROOT/box-$local_part_data
+  quota_warn_threshold = 300
+  user = Debian-exim
+md:
+  driver = appendfile
+  directory = ROOT/md-$local_part_data
+  maildir_format
+  create_directory
+  quota = 2K
+  quota_warn_threshold = 25%
+  quota_warn_message = To: $local_part@$domain, postmaster@t.example\\nSubject: Mailbox of $local_part\\n\\nnearly full\\n
+  user = Debian-exim
+"""
+
+
+def quota_warning(command: list[str]) -> tuple[list[str], bytes, int]:
+    """Two messages queued for each user, then a queue run: the first delivery takes each mailbox over its
+    quota_warn_threshold, so one warning is sent (and delivered) per mailbox, the second stays quiet."""
+    root = Path(tempfile.mkdtemp(prefix="pyxim-quotawarn-"))
+    try:
+        root.chmod(0o777)
+        conf = root / "c.conf"
+        conf.write_text(QUOTA_WARN_CONFIG.replace("ROOT", str(root)))
+        conf.chmod(0o644)
+        for rcpt in ("a@t.example", "a@t.example", "b@t.example", "b@t.example"):
+            subprocess.run(command + ["-C", str(conf), "-odq", "-f", "s@x.example", rcpt],
+                           input=b"Subject: qw\n\nbody\n", capture_output=True, timeout=60)
+        subprocess.run(command + ["-C", str(conf), "-q"], capture_output=True, timeout=60)
+        lines = [re.sub(r"[0-9A-Za-z]{6}-[0-9A-Za-z]{6}-[0-9A-Za-z]{2}", "ID", line[20:])
+                 for line in (root / "mainlog").read_text().splitlines() if " <= <> " in line or " => " in line]
+        mbox = mask((root / "box-a").read_bytes())
+        maildir = len(list((root / "md-b" / "new").iterdir()))
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+    return sorted(lines), mbox, maildir  # (Exim's queue runs take messages in no fixed order)
+
+
+def test_quota_warning_matches_exim() -> None:
+    mine = quota_warning([sys.executable, "-m", "pyxim"])
+    assert mine[0].count("ID <= <> R=ID U=root P=local S=501") == 1
+    assert b"Subject: Your mailbox\n" in mine[1] and mine[1].count(b"From MAILER-DAEMON") == 1
+    assert mine[2] == 3  # two messages and the warning (the other copy went to postmaster@, unrouteable)
+    assert mine == quota_warning([oracle.EXIM])

@@ -71,6 +71,8 @@ class DeliveryResult:
     # messages the transport put on the spool (autoreply): delivered next, like bounces
     new_messages: list[str] = field(default_factory=list)
     per_address: dict[str, DeliveryResult] = field(default_factory=dict)  # for a batch (see TransportCall)
+    bypassed: bool = False  # -N: taken as delivered without running the transport ("*>")
+    log_address: str = ""  # the name the delivery line gives (a file item written where `file` says)
     # a remote delivery to a server that does not take DSN options: Exim reports success itself
     # (for NOTIFY=SUCCESS), naming that server
     relayed_to_non_dsn: str = ""
@@ -94,6 +96,8 @@ TRANSPORTS: dict[str, TransportFunc] = {}
 CONTINUE_HOSTS: ContextVar[frozenset[str] | None] = ContextVar("continue_hosts", default=None)
 # what closes the connections kept open when the queue run ends (registered by transports)
 CONNECTION_CLOSERS: list[Callable[[], None]] = []
+# -N: deliveries are gone through up to the transport, which is not run; logged "*>" (Exim's dont_deliver)
+DONT_DELIVER: ContextVar[bool] = ContextVar("dont_deliver", default=False)
 
 
 def transport(driver: str) -> Callable[[TransportFunc], TransportFunc]:

@@ -394,3 +394,70 @@ def send_delay_warning(
         *mime,
     ]
     return _spool_report(config, spool, message, report, message.sender, header_texts, text, log)
+
+
+QUOTA_WARN_MESSAGE = (
+    "To: $local_part@$domain\nSubject: Your mailbox\n\n"
+    "This message is automatically created by mail delivery software (Exim).\n\n"
+    "The size of your mailbox has exceeded a warning threshold that is\n"
+    "set by the system administrator.\n"
+)
+
+
+def send_quota_warning(config: Config, spool: Spool, message: SpoolMessage, text: str, log) -> str | None:  # type: ignore[no-untyped-def]
+    """appendfile's quota_warn_message (already expanded): its header lines, then its text, sent from <>
+    to the addresses of its To:/Cc:/Bcc: lines (Exim submits it with -t), with Exim's Auto-Submitted: and
+    From: lines first and Message-Id:/Date: added. Returns the new message's id (None: no recipient)."""
+    import pwd
+
+    from pyxim.address import extract_address, split_address_list
+
+    head, _, body = text.replace("\r\n", "\n").partition("\n\n")
+    fields: list[str] = []
+    for line in head.split("\n"):
+        if line[:1] in (" ", "\t") and fields:
+            fields[-1] += "\n" + line
+        elif line.strip():
+            fields.append(line)
+    recipients: list[str] = []
+    for field in fields:
+        name, _, value = field.partition(":")
+        if name.strip().lower() in ("to", "cc", "bcc"):
+            for piece in split_address_list(value):
+                parsed = extract_address(piece)
+                if parsed is not None and parsed.address:
+                    recipients.append(parsed.address)
+    if not recipients:
+        log(f"{message.message_id} quota warning message has no recipients")
+        return None
+    from pyxim import EXIM_COMPAT_VERSION
+
+    try:
+        user = pwd.getpwuid(os.getuid()).pw_name  # the delivery process, as Exim's child names its caller
+    except KeyError:
+        user = str(os.getuid())
+    report = _new_report(config)
+    kinds = {"to": "T", "cc": "C", "subject": " ", "reply-to": "R"}
+    # "for" names the recipient only when there is one, as received_header_text does
+    for_part = f"\n\tfor {recipients[0]}" if len(recipients) == 1 else ""
+    received = (f"Received: from {user} by {report.host} with local (Exim {EXIM_COMPAT_VERSION})\n"
+                f"\tid {report.new_id}{for_part};\n\t{report.date}\n")
+    header_texts = [
+        (received, "P"),
+        ("Auto-Submitted: auto-replied\n", " "),
+        (f"From: Mail Delivery System <Mailer-Daemon@{report.host}>\n", "F"),
+        *[(f + "\n", kinds.get(f.partition(":")[0].strip().lower(), " ")) for f in fields
+          if f.partition(":")[0].strip().lower() != "bcc"],
+        (f"Message-Id: <E{report.new_id}@{report.host}>\n", "I"),
+        (f"Date: {report.date}\n", " "),
+    ]
+    data = body.encode("utf-8", "surrogateescape")
+    spooled = SpoolMessage(
+        report.new_id, "", [Recipient(r) for r in recipients], [SpoolHeader(t, k) for t, k in header_texts],
+        report.now, caller=user, uid=os.getuid(), gid=os.getgid(),
+        options={"received_protocol": "local", "body_linecount": str(data.count(b"\n")), "localerror": None},
+    )
+    spool.write(spooled, data)
+    size = len(data) + sum(len(t) for t, _ in header_texts) + 1  # the empty line after the headers counts
+    log(f"{report.new_id} <= <> R={message.message_id} U={user} P=local S={size}")
+    return report.new_id

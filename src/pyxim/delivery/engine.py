@@ -23,7 +23,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 from pyxim.config.model import Config, DriverInstance
-from pyxim.delivery import TRANSPORTS, DeliveryResult, TransportCall
+from pyxim.delivery import DONT_DELIVER, TRANSPORTS, DeliveryResult, TransportCall
 from pyxim.errors import ExpansionError
 from pyxim.expand import ExpansionContext, expand_string
 from pyxim.expand.taint import Tainted
@@ -323,7 +323,41 @@ def _context(config: Config, message: SpoolMessage, body: bytes, clock: Callable
         "recipients_count": str(len(message.recipients)),
         "message_size": str(len(body) + sum(len(h.text) for h in message.headers)),
     })
+    ctx.variables.update(_reception_variables(message.options))
+    # the message's ACL variables, as the ACLs left them
+    ctx.acl_vars.update({f"acl_{name}": Tainted(value) for name, value in message.acl_vars.items()})
     return ctx
+
+
+def _host_and_port(text: str) -> tuple[str, str]:
+    """A -H file's address: "[ip]:port" (Exim 4.96) or "ip.port" (older Exims, and pyxim before)."""
+    if text.startswith("["):
+        address, _, port = text[1:].partition("]")
+        return address, port.lstrip(":") or "0"
+    address, dot, port = text.rpartition(".")
+    return (address, port) if dot and port.isdigit() else (text, "0")
+
+
+def _reception_variables(options: dict[str, str | None]) -> dict[str, str]:
+    """What the -H file keeps of the message's reception, as the variables a delivery sees
+    ($sender_host_address, $sender_host_name, $sender_helo_name, $received_protocol, $authenticated_id …)."""
+    out: dict[str, str] = {}
+    if options.get("host_address"):
+        address, port = _host_and_port(str(options["host_address"]))
+        out.update({"sender_host_address": Tainted(address), "sender_host_port": port})
+    if options.get("interface_address"):
+        address, port = _host_and_port(str(options["interface_address"]))
+        out.update({"received_ip_address": address, "interface_address": address, "received_port": port,
+                    "interface_port": port})
+    for option, variable in (("helo_name", "sender_helo_name"), ("host_name", "sender_host_name"),
+                             ("ident", "sender_ident"), ("received_protocol", "received_protocol"),
+                             ("host_auth", "sender_host_authenticated"), ("auth_id", "authenticated_id"),
+                             ("auth_sender", "authenticated_sender")):
+        if options.get(option):
+            out[variable] = Tainted(str(options[option]))
+    if "host_address" in options and "host_name" not in options:
+        out["host_lookup_failed"] = "0"  # not looked up at reception: not to be looked up now either
+    return out
 
 
 def _attempt(
@@ -395,7 +429,7 @@ def _attempt(
     promoted: list[RoutedAddress] = []  # deferred children of one_time redirect routers
     spool_files = tuple(str(p) for p in spool.paths(message.message_id))
     made: list[tuple[int, int]] = []  # the SMTP transactions' addresses, in the order they were made
-    batched, secondary = ({}, set()) if not remote else _run_batches(
+    batched, secondary = ({}, set()) if not remote or DONT_DELIVER.get() else _run_batches(
         config, message, body, plan, primary, done, reached_by, clock, spool_files,  # type: ignore[arg-type]
         ignore_retry, now, made)
     # results are logged in plan order, except that the items delivered by SMTP take their places in
@@ -463,12 +497,12 @@ def _attempt(
                 if r.outcome == "discarded":
                     log(f"{mid} => :blackhole: <{r.address}> R={r.router}")
                 else:
-                    who = _log_address(config, r)
+                    who = result.log_address or _log_address(config, r)
                     shown = f" <{original}>" if r.transport and _is_local(config, r) else parent
                     if r.address.startswith(("|", "/")) and r.parents and r.parents[0] != original:
                         shown = f" ({r.parents[0]}){shown}"  # the alias that named the pipe or file
                     # a further address delivered in the same SMTP transaction is logged with "->"
-                    flag = "->" if (n, m) in secondary else "=>"
+                    flag = "*>" if result.bypassed else "->" if (n, m) in secondary else "=>"
                     log(f"{mid} {flag} {who}{shown} R={r.router} T={r.transport}{result.detail}")
                 if r.address != original:
                     message.non_recipients.append(r.address)
@@ -698,6 +732,24 @@ def _one(
     call = TransportCall(config, inst, message, body, r.address, original, ctx, uid, gid, envelope_to,
                          list(r.hosts), r.router, list(r.headers_add), list(r.headers_remove), spool_files,
                          list(batch or []), r.dsn_lasthop, ignore_retry, now)
+    if DONT_DELIVER.get():
+        # -N: as if delivered; a remote delivery names the host it would have tried first
+        detail = ""
+        if inst.driver == "smtp":
+            host = r.hosts[0] if r.hosts else None
+            if host is not None:
+                name, address = host.name, host.address
+            else:
+                from pyxim.lists import iterate_list
+
+                name = address = next(iter(iterate_list(str(inst.options.get("hosts") or ""))), "")
+            detail = f' H={name} [{address}] C="delivery bypassed by -N option"'
+        bypassed = DeliveryResult("ok", detail=detail, bypassed=True)
+        if inst.driver == "appendfile":
+            from pyxim.transports.appendfile import file_item_path
+
+            bypassed.log_address = file_item_path(call)
+        return bypassed
     from pyxim.delivery.write import TransportWriteError
 
     if isinstance(limit, DeliveryResult):

@@ -475,7 +475,10 @@ class SmtpSession:
         if self.local:
             greeting = f"{self.hostname} Hello {_login()} at {name}"
         else:
-            greeting = f"{self.hostname} Hello {name} [{self.peer.address}]"
+            # Exim's: the ident (-oMt) "at" the verified host name, else the HELO name
+            ident = str(self.ctx.variables.get("sender_ident") or "")
+            known = str(self.ctx.variables.get("sender_host_name") or "") or name
+            greeting = f"{self.hostname} Hello {ident + ' at ' if ident else ''}{known} [{self.peer.address}]"
         if not esmtp:
             out.replies.append(self._reply("250", greeting))
             return
@@ -1049,8 +1052,16 @@ class SmtpSession:
         if self.local:
             options["ident"] = _login()
         else:
-            options["host_address"] = f"{self.peer.address}.{self.peer.port}"
-            options["interface_address"] = f"{self.peer.local_address}.{self.peer.local_port}"
+            # Exim 4.96's forms; what the delivery needs of the reception ($sender_host_name …)
+            options["host_address"] = Tainted(f"[{self.peer.address}]:{self.peer.port}")
+            if self.ctx.variables.get("sender_host_name"):
+                options["host_name"] = Tainted(str(self.ctx.variables["sender_host_name"]))
+            if self.authenticated:
+                options["host_auth"] = Tainted(self.authenticated)
+            if self.peer.local_address:
+                options["interface_address"] = Tainted(f"[{self.peer.local_address}]:{self.peer.local_port}")
+            if self.ctx.variables.get("sender_ident"):
+                options["ident"] = Tainted(str(self.ctx.variables["sender_ident"]))
         options.update(
             {
                 "received_protocol": self._received_protocol(),
@@ -1058,10 +1069,12 @@ class SmtpSession:
                 "max_received_linelength": str(max_line),
             }
         )
-        for name in ("auth_id", "auth_sender"):
+        for name, variable in (("auth_id", "authenticated_id"), ("auth_sender", "authenticated_sender")):
             if name in self.extra_options:
                 options[name] = self.extra_options[name]
-        if self.local:
+            elif self.ctx.variables.get(variable) and (self.authenticated or variable == "authenticated_sender"):
+                options[name] = Tainted(str(self.ctx.variables[variable]))
+        if self.local or self.protocol_override:  # a local submission (-oMa or not)
             options["allow_unqualified_recipient"] = None
             options["allow_unqualified_sender"] = None
         options["deliver_firsttime"] = None
@@ -1111,9 +1124,12 @@ class SmtpSession:
             self._reset()
             return
         size = sum(len(h.text.encode("utf-8", "surrogateescape")) for h in headers if h.type != "*") + 1 + len(body)
-        host = f"H={self._client_text(with_helo=True)}"
+        # Exim's sender_fullhost: the verified host name, the HELO name where it differs, the address
+        host = f"H={self._sender_hosts()[0]}"
         if "incoming_interface" in self.selectors and not self.local and self.peer.local_address:
             host += f" I=[{self.peer.local_address}]:{self.peer.local_port}"
+        if self.ctx.variables.get("sender_ident") and not self.local:
+            host += f" U={self.ctx.variables['sender_ident']}"  # the ident a trusted caller gave (-oMt)
         if not self.peer.address:
             host = f"U={_login()}"
         msgid_part = f" id={own_msgid.strip('<>')}" if own_msgid else ""
@@ -1231,8 +1247,8 @@ class SmtpSession:
         name = ("e" if self.esmtp else "") + "smtp"
         if self.tls_active:
             name += "s"
-        if self.authenticated:
-            name += "a"
+        if self.authenticated and not getattr(self, "origin_auth", False):
+            name += "a"  # (not for an authentication a trusted caller stated with -oMaa)
         return f"local-{name}" if self.local else name
 
     def _sender_hosts(self) -> tuple[str, str]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import errno as _errno
 import fcntl
 import os
@@ -128,11 +129,11 @@ register("transport", "appendfile", OPTIONS, init=init)
 
 # -- delivery -------------------------------------------------------------------
 #
-# mbox (`file`), maildir (`directory` + maildir_format) and one file per message
-# (`directory` alone), with Exim's checks, locks and wording (appendfile.c).
-# Not done yet: mbx_format, mailstore_format, use_bsmtp batching, quota_filecount,
-# quota_warn_threshold/quota_warn_message, maildirsize files, quota_size_regex,
-# notify_comsat, check_group on the lock file, allow_fifo.
+# mbox (`file`), maildir (`directory` + maildir_format), mailstore (`directory` +
+# mailstore_format) and one file per message (`directory` alone), with Exim's checks,
+# locks and wording (appendfile.c); quota_warn_threshold/quota_warn_message.
+# Not done yet: mbx_format, use_bsmtp batching, quota_filecount, maildirsize files,
+# quota_size_regex, notify_comsat, check_group on the lock file, allow_fifo.
 
 
 class _Refused(Exception):
@@ -146,7 +147,87 @@ class _Refused(Exception):
 @transport("appendfile")
 def appendfile_deliver(call: TransportCall) -> DeliveryResult:
     """The appendfile transport: the entry point the delivery engine calls."""
-    return run_as(call, lambda: _deliver(call))
+    threshold = _warn_threshold(call) if call.transport.options.get("quota_warn_threshold") else 0
+    where = _mailbox(call) if threshold else None
+    regex = call.transport.options.get("maildir_quota_directory_regex") \
+        if call.transport.options.get("maildir_format") else None
+    before = _mailbox_size(*where, regex) if where else 0
+    result = run_as(call, lambda: _deliver(call))
+    if result.status == "ok":
+        result.log_address = file_item_path(call)
+    if where and result.status == "ok":
+        after = _mailbox_size(*where, regex)
+        if before <= threshold < after:
+            _warn(call, result)
+    return result
+
+
+def file_item_path(call: TransportCall) -> str:
+    """A file item from redirection that the transport's `file` option sends elsewhere: where it goes,
+    which Exim's delivery line names ("" otherwise)."""
+    if not call.address.startswith("/") or not call.transport.options.get("file"):
+        return ""
+    mailbox = _mailbox(call)
+    return mailbox[0] if mailbox is not None else ""
+
+
+def _warn_threshold(call: TransportCall) -> int:
+    """quota_warn_threshold in bytes: a size, or a percentage of the quota (no quota: no warning)."""
+    option = str(call.transport.options.get("quota_warn_threshold") or "")
+    try:
+        text = expand_string(option, call.ctx).strip()
+    except ExpansionError:
+        return 0
+    if text.endswith("%"):
+        try:
+            quota = _quota(call)
+        except _Refused:
+            return 0
+        size = parse_size(text[:-1].strip())
+        return quota * size // 100 if quota and size else 0
+    return parse_size(text) or 0
+
+
+def _mailbox(call: TransportCall) -> tuple[str, bool] | None:
+    """The mailbox the delivery writes to (a file, or a directory), for the size before and after."""
+    opts = call.transport.options
+    try:
+        if opts.get("file"):
+            return _path(call, opts["file"]), False
+        if opts.get("directory"):
+            return _path(call, opts["directory"]), True
+    except _Refused:
+        return None
+    address_file = str(call.ctx.variables.get("address_file") or "")
+    return (address_file.rstrip("/") or "/", address_file.endswith("/")) if address_file else None
+
+
+def _mailbox_size(path: str, is_dir: bool, regex: str | None = None) -> int:
+    if is_dir:
+        return _dir_size(path, regex)
+    try:
+        return os.stat(path).st_size
+    except OSError:
+        return 0
+
+
+def _warn(call: TransportCall, result: DeliveryResult) -> None:
+    """The delivery took the mailbox over quota_warn_threshold: quota_warn_message goes to the user."""
+    from pyxim.delivery.bounce import QUOTA_WARN_MESSAGE, send_quota_warning
+    from pyxim.delivery.runner import spool_for
+
+    option = str(call.transport.options.get("quota_warn_message") or QUOTA_WARN_MESSAGE)
+    try:
+        text = expand_string(option, call.ctx)
+    except ExpansionError as exc:
+        result.log.append(f"Expansion of {option!r} (quota_warn_message for {call.transport.name} transport) "
+                          f"failed: {exc}")
+        return
+    if call.config is None:
+        return
+    new_id = send_quota_warning(call.config, spool_for(call.config), call.message, str(text), result.log.append)
+    if new_id is not None:
+        result.new_messages.append(new_id)
 
 
 def _deliver(call: TransportCall) -> DeliveryResult:
@@ -185,15 +266,11 @@ def _deliver(call: TransportCall) -> DeliveryResult:
                 return LocalResult(
                     "defer", f'mail{fmt}_format requires "directory" to be specified for the {name} transport'
                 )
-        if opts.get("mbx_format") or opts.get("mailstore_format") or opts.get("use_bsmtp"):
-            which = (
-                "mbx_format"
-                if opts.get("mbx_format")
-                else "mailstore_format"
-                if opts.get("mailstore_format")
-                else "use_bsmtp"
-            )
+        if opts.get("mbx_format") or opts.get("use_bsmtp"):
+            which = "mbx_format" if opts.get("mbx_format") else "use_bsmtp"
             return LocalResult("defer", f"{which} is not supported by pyxim's {name} transport yet")
+        if opts.get("mailstore_format"):
+            return _deliver_mailstore(call, path)
         if not is_dir:
             return _deliver_mbox(call, path)
         if opts.get("maildir_format"):
@@ -724,6 +801,85 @@ def _fsync_dir(path: str) -> None:
         pass
     finally:
         os.close(dfd)
+
+
+def _deliver_mailstore(call: TransportCall, path: str) -> DeliveryResult:
+    """mailstore_format: the message in <id>-<n>.msg, its envelope (mailstore_prefix, the sender, the
+    recipient, mailstore_suffix; a line each) written as .tmp first and renamed to .env once the message
+    is complete, as Exim does; readers wait for the .env file."""
+    from pyxim.spool.ids import base62
+
+    opts = call.transport.options
+    mode = int(opts.get("mode") or 0o600)
+    if not os.path.isdir(path):
+        if not opts.get("create_directory") or not _create_allowed(call, path):
+            return LocalResult(
+                "defer", f"{os.strerror(_errno.ENOENT)}: while creating file {path}", errno=_errno.ENOENT
+            )
+        try:
+            _make_dirs(path, int(opts.get("directory_mode") or 0o700))
+        except OSError as e:
+            return os_error(e, f"while creating file {path}")
+    envelope = []
+    for option in ("mailstore_prefix", None, "mailstore_suffix"):
+        if option is None:
+            envelope.append(f"{call.message.sender}\n{call.address}\n")
+            continue
+        text = opts.get(option)
+        if not text:
+            continue
+        try:
+            line = expand_string(str(text), call.ctx)
+        except ExpansionError:
+            return LocalResult("defer", f'Expansion of "{text}" ({option} for {call.transport.name} transport) '
+                                        "failed", errno=ERRNO_EXPANDFAIL)
+        if line:
+            envelope.append(line if line.endswith("\n") else line + "\n")
+    env_data = "".join(envelope).encode("utf-8", "surrogateescape")
+    prefix, body, suffix = _content(call, path)
+    data = prefix + body + suffix
+    quota = _quota(call)
+    if quota and _dir_size(path, None) + len(data) + len(env_data) > quota:
+        return _over_quota(path)
+    # Exim names the pair after the message and its delivery process; a counter keeps two deliveries
+    # of one process apart
+    stem = f"{path}/{call.message.message_id}-{base62(os.getpid(), 6)}"
+    for n in range(100):
+        base = stem if n == 0 else f"{stem}.{n}"
+        try:
+            env_fd = os.open(f"{base}.tmp", os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+            break
+        except FileExistsError:
+            continue
+        except OSError as e:
+            return os_error(e, f"while creating file {base}.tmp")
+    else:
+        return LocalResult("defer", f"{os.strerror(_errno.EEXIST)}: while creating file {stem}.tmp",
+                           errno=_errno.EEXIST)
+    done = False
+    try:
+        msg_fd = os.open(f"{base}.msg", os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+        try:
+            os.fchmod(env_fd, mode)
+            os.fchmod(msg_fd, mode)
+            _write_all(env_fd, env_data)
+            os.fsync(env_fd)
+            _write_all(msg_fd, data)
+            os.fsync(msg_fd)
+        finally:
+            os.close(msg_fd)
+        os.rename(f"{base}.tmp", f"{base}.env")
+        done = True
+    except OSError as e:
+        return os_error(e, f"error while writing to {base}.msg")
+    finally:
+        os.close(env_fd)
+        if not done:
+            for leftover in (f"{base}.tmp", f"{base}.msg"):
+                with contextlib.suppress(OSError):
+                    os.unlink(leftover)
+    _fsync_dir(path)
+    return LocalResult("ok")
 
 
 def _deliver_dirfile(call: TransportCall, path: str) -> DeliveryResult:
