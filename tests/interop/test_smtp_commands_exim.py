@@ -142,3 +142,29 @@ def test_smtp_commands_as_exim() -> None:
     for (name, replies, logs), (_, exim_replies, exim_logs) in zip(mine, theirs, strict=True):
         assert replies == exim_replies, name
         assert logs == exim_logs, name
+
+
+@pytest.mark.parametrize("config", ["", "pipelining_connect_advertise_hosts = 10.0.0.0/8\n",
+                                    "pipelining_connect_advertise_hosts = :\n", "pipelining_advertise_hosts = :\n"])
+@pytest.mark.parametrize("client", ["10.0.0.1", "192.0.2.1"])
+def test_ehlo_keywords_as_exim(config: str, client: str) -> None:
+    """The EHLO keywords, PIPECONNECT included (offered with PIPELINING to pipelining_connect_advertise_hosts).
+    STARTTLS is left out: Exim offers it with a certificate it makes itself when tls_certificate is unset,
+    pyxim only with a configured certificate."""
+    work = Path(tempfile.mkdtemp(prefix="pyxim-ehlo-"))
+    os.chmod(work, 0o755)
+    try:
+        conf = work / "c.conf"
+        conf.write_text("primary_hostname = t.example\n" + config)
+        os.chmod(conf, 0o644)
+        outputs = []
+        for command in (PYXIM, [oracle.EXIM]):
+            proc = subprocess.run(command + ["-C", str(conf), "-bh", client], input=b"EHLO x\r\nQUIT\r\n",
+                                  capture_output=True, timeout=60)
+            outputs.append([line for line in proc.stdout.decode().splitlines()
+                            if line.startswith("250") and "STARTTLS" not in line])
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    assert outputs[0] == outputs[1]
+    assert ("250-PIPECONNECT" in outputs[0]) == (config == "" or (config.startswith("pipelining_connect_advertise_hosts"
+                                                                                    " = 10") and client == "10.0.0.1"))

@@ -493,6 +493,10 @@ class SmtpSession:
         if self._host_in("pipelining_advertise_hosts") and "no_pipelining" not in self.session_controls:
             lines.append("PIPELINING")
             self.pipelining_advertised = True
+            if not self.local and self._host_in("pipelining_connect_advertise_hosts"):
+                # early pipelining (RFC draft "PIPECONNECT"): the client may send its next EHLO before our
+                # banner; the daemon reads such input as it reads any pipelined command
+                lines.append("PIPECONNECT")
         mechanisms = self._auth_mechanisms()
         self.auth_advertised = bool(mechanisms)
         if mechanisms:
