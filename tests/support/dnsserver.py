@@ -444,10 +444,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--silent", action="append", default=[])
     parser.add_argument("--authenticated", action="append", default=[])
     parser.add_argument("--log", action="store_true", help="list the queries on stderr at the end")
+    parser.add_argument("--zone", action="append", default=[], type=Path,
+                        help="serve this zone file (repeatable) instead of every tests/fixtures/zones/*.zone")
     parser.add_argument("command", nargs=argparse.REMAINDER)
     args = parser.parse_args(argv)
     command = args.command[1:] if args.command[:1] == ["--"] else args.command
-    with DnsServer(host=args.host, port=args.port) as server:
+    with DnsServer(zone_files=args.zone or None, host=args.host, port=args.port) as server:
         server.servfail |= {_key(n) for n in args.servfail}
         server.silent |= {_key(n) for n in args.silent}
         server.authenticated |= {_key(n) for n in args.authenticated}

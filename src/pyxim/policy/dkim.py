@@ -150,9 +150,11 @@ def verify(ctx: ExpansionContext, message: bytes) -> DkimResults:
             results.passed = domain
         results.signatures.append(values)
         for signer in (domain, identity):
-            if signer and signer.lower() not in results.variables:
-                results.variables[signer.lower()] = values
+            if signer:
+                # $dkim_signers names every signature's domain and identity, a repeat included (as Exim's
+                # dkim_exim_verify_finish builds it); the first signature by a signer gives its values
                 results.signers.append(signer)
+                results.variables.setdefault(signer.lower(), values)
         if verbose:
             results.after_acl.append(_verbose_line(sig))
     return results
