@@ -571,6 +571,22 @@ def run_brw(cl: CommandLine, out: TextIO) -> int:
     return 0
 
 
+def run_bf(argv: Sequence[str], out: TextIO) -> int:
+    """-bf FILE / -bF FILE (with -bfd/-bfl/-bfp/-bfs): test a user's or the system filter."""
+    from pyxim.filter_test import run_filter_test, split_filter_options
+
+    try:
+        wanted, rest = split_filter_options(argv)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    cl = parse_command_line(rest)
+    try:
+        return run_filter_test(_load(cl), wanted, cl.sender, sys.stdin.buffer, out)
+    except OSError as exc:
+        print(f"{PROG}: {exc}", file=sys.stderr)
+        return 1
+
+
 def run_help(cl: CommandLine, out: TextIO) -> int:
     out.write(
         "usage: pyxim [-C file] [-DNAME=value] -bV | -bP [names] | -be [strings] | -bem file\n"
@@ -582,6 +598,8 @@ def run_help(cl: CommandLine, out: TextIO) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     try:
+        if "-bf" in argv or "-bF" in argv:
+            return run_bf(argv, sys.stdout)
         cl = parse_command_line(argv)
         if cl.dont_deliver:
             from pyxim.delivery import DONT_DELIVER

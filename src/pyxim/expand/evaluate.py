@@ -196,6 +196,9 @@ class Evaluation:
     def eval_lookup(self, node: N.Lookup) -> str:
         from pyxim import lookups
 
+        if "lookup" in self.ctx.forbidden:  # a filter run with forbid_filter_lookup
+            raise ExpansionError("lookup expansions are not permitted")
+
         key = self.eval_seq(node.key) if node.key is not None else None
         self._check_lookup_type(node, key)
         arg = self.eval_seq(node.file_or_query)

@@ -19,7 +19,7 @@ from typing import Any
 from pyxim.config.model import Config, DriverInstance
 from pyxim.errors import ExpansionError, ForcedFail, LookupDefer
 from pyxim.expand import ExpansionContext, expand_string
-from pyxim.expand.taint import Tainted, is_tainted
+from pyxim.expand.taint import Tainted, carry, is_tainted
 from pyxim.lists import iterate_list, match_address_list, match_domain_list, match_localpart_list
 
 MAX_GENERATIONS = 50  # redirection loops end here
@@ -746,13 +746,20 @@ def _route_one(
                     continue  # nothing to redirect to: the router declines
                 stripped = data.strip()
                 kind = _filter_kind(stripped)
+                replies: list[RoutedAddress] = []  # a filter's autoreplies: routed first, as in Exim
                 if kind is not None:
                     from pyxim.routers import redirect
 
-                    filtered, significant = redirect.run_filter(inst, context, stripped, kind, address)
-                    if filtered is None:
+                    outcome = redirect.run_filter(
+                        inst, context, data.lstrip(), kind, address, delivering=mail is not None and not verifying
+                    )
+                    if outcome.freeze is not None:
+                        raise _RouterDefer(outcome.freeze or "frozen by filter", freeze=True)
+                    filtered, replies = _filter_items(config, inst, context, outcome, [address, *parents])
+                    significant = outcome.significant or outcome.fail is not None
+                    if filtered is None and not replies:
                         continue  # the filter set up no delivery at all: the router declines
-                    stripped = filtered
+                    stripped = filtered or ""
                     if not significant:
                         # only unseen deliveries: the address goes on to the next routers too
                         # (routed after what the filter made, as Exim does)
@@ -770,6 +777,10 @@ def _route_one(
                         result.router = inst.name
                         result.errors_to = _expand_option(inst, "errors_to", context)
                         return result
+                if not stripped:  # only autoreplies: the address itself went on (unseen)
+                    pending.extend(reversed(replies))
+                    result.outcome, result.router = "redirected", inst.name
+                    return result
                 if stripped == ":blackhole:":
                     result.outcome, result.router = "discarded", inst.name
                     return result
@@ -817,6 +828,8 @@ def _route_one(
                 ):
                     special = _special_item(config, inst, context, item, [address, *parents])
                     special.order = (*order, position)
+                    if kind is not None and item.startswith("|") and special.outcome == "routed":
+                        special.variables["expand_pipe"] = "1"  # a filter's command is expanded per argument
                     pending.append(special)
                 if skipped and notices is not None and not verifying:
                     notices.append(
@@ -832,6 +845,7 @@ def _route_one(
                     pending.append(
                         (address, [address, *parents], generation, index + 1, [inst.name, *routers])
                     )
+                pending.extend(reversed(replies))
                 return result
             if inst.driver in ("manualroute", "dnslookup"):
                 route_transport = None
@@ -949,6 +963,71 @@ def _filter_kind(data: str) -> str | None:
     return None
 
 
+def _filter_items(
+    config: Config, inst: DriverInstance, ctx: ExpansionContext, outcome: Any, parents: list[str]
+) -> tuple[str | None, list[RoutedAddress]]:
+    """What an Exim filter set up, as redirection data (addresses, "/files", "|pipes" or
+    ":fail:") plus the autoreplies, already routed to the router's reply_transport."""
+    import json
+
+    if outcome.fail is not None:
+        return f":fail: {outcome.fail or 'Delivery failed by filter'}", []
+    lines: list[str] = []
+    replies: list[RoutedAddress] = []
+    home = str(ctx.variables.get("home") or "")
+    for item in outcome.items:
+        if item.kind == "address":
+            lines.append(item.text)
+        elif item.kind == "pipe":
+            lines.append("|" + item.text)
+        elif item.kind == "file":
+            path = item.text
+            if not path.startswith("/") and home and inst.options.get("filter_prepend_home", True):
+                path = carry(f"{home}/{path}", path, home)  # save's relative names are in $home
+            if is_tainted(path):
+                # kept whole (taint and all) so that the file transport refuses it
+                replies.append(_special_item(config, inst, ctx, path, parents))
+            else:
+                lines.append(path)
+        else:
+            reply = item.reply
+            to = item.text if "to" in reply.fields else _reply_address(ctx)
+            # the reply is known by its first recipient's address ("Sam <s@x>" gives >s@x), as Exim logs it
+            from pyxim.address import extract_address, split_address_list
+
+            first = next((p.address for p in map(extract_address, split_address_list(to or ""))
+                          if p is not None and p.address), None)
+            result = RoutedAddress(">" + (first or to or "**bad-reply**"), parents, router=inst.name)
+            name = str(inst.options.get("reply_transport") or "")
+            if "$" in name:
+                name = expand_string(name, ctx)
+            if not name or all(t.name != name for t in config.transports):
+                result.outcome = "deferred"
+                result.message = (f"reply_transport unset in {inst.name} router" if not name
+                                  else f'transport "{name}" not found in {inst.name} router')
+            elif inst.options.get("forbid_filter_reply"):
+                result.outcome, result.message, result.transport = "failed", "delivery to autoreply forbidden", name
+            else:
+                result.transport = name
+            result.variables = {k: ctx.variables[k] for k in _TRANSPORT_VARIABLES if k in ctx.variables}
+            # the reply's contents travel with the address; the transport builds the message
+            result.variables["filter_reply"] = json.dumps({
+                "fields": reply.fields, "expand_file": reply.expand_file,
+                "return_message": reply.return_message, "vacation": reply.vacation,
+                "tainted": sorted(k for k, v in reply.fields.items() if is_tainted(v)),
+            })
+            replies.append(result)
+    return ("\n".join(lines) if lines else None), replies
+
+
+def _reply_address(ctx: ExpansionContext) -> str:
+    """Where a filter's mail goes without a "to": the message's $reply_address."""
+    try:
+        return expand_string("$reply_address", ctx).strip() if ctx.message is not None else ""
+    except ExpansionError:
+        return ""
+
+
 def _special_item(
     config: Config, inst: DriverInstance, ctx: ExpansionContext, item: str, parents: list[str]
 ) -> RoutedAddress:
@@ -1033,6 +1112,17 @@ def format_bt(results: list[RoutedAddress], original: str, seen: set[str] | None
         if r.outcome == "failed" and r.address.startswith(("|", "/")) and r.message.endswith(" forbidden"):
             # Exim lists a forbidden pipe or file with its parent and does not count it a failure here
             out.append(f"{r.parents[0]} -> {r.address} *** forbidden ***")
+        elif r.address.startswith(">"):
+            # a filter's mail or vacation: "parent -> mail TO", then its transport or the trouble
+            if r.outcome == "failed":
+                out.append(f"{r.parents[0]} -> mail {r.address[1:]} *** forbidden ***")
+            elif r.outcome == "deferred":
+                out.append(f"{r.parents[0]} -> mail {r.address[1:]}")
+                out.append(f"*** Error in setting up pipe, file, or autoreply:\n{r.message}")
+            else:
+                out.append(f"{r.parents[0]} -> mail {r.address[1:]}")
+                out.extend(f"    <-- {p}" for p in r.parents[1:])
+                out.append(f"  transport = {r.transport}")
         elif r.outcome == "failed":
             out.append(f"{r.address} is undeliverable: {r.message}")
             out.extend(f"    <-- {p}" for p in r.parents)

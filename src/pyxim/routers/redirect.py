@@ -95,12 +95,12 @@ def check_instance(inst: DriverInstance) -> None:
 
 
 def run_filter(
-    inst: DriverInstance, ctx: ExpansionContext, data: str, kind: str, address: str
-) -> tuple[str | None, bool]:
-    """Redirection data that is an Exim or Sieve filter. Returns plain redirection data for
-    what the filter decided (None: nothing) and whether that was a significant delivery (if
-    not, the address goes on to the next routers too). Refused, with Exim's words, unless
-    allow_filter (and not forbid_<kind>_filter)."""
+    inst: DriverInstance, ctx: ExpansionContext, data: str, kind: str, address: str, delivering: bool = False
+) -> Any:
+    """Redirection data that is an Exim or Sieve filter: an exim_filter.FilterResult (what the
+    filter set up, and whether that was a significant delivery: if not, the address goes on to
+    the next routers too). Refused, with Exim's words, unless allow_filter (and not
+    forbid_<kind>_filter). `delivering`: a real delivery (logwrite writes), not -bt or -bv."""
     from pyxim.routers.engine import RouterDefer
 
     if not inst.options.get("allow_filter"):
@@ -113,7 +113,7 @@ def run_filter(
         raise RouterDefer("error in filter data: Sieve filtering is not available in this version of pyxim")
     from pyxim.routers.exim_filter import interpret
 
-    return interpret(inst, ctx, data, address)
+    return interpret(inst, ctx, data, address, delivering)
 
 
 def report_syntax_errors(config: Any, spool: Any, message: Any, notices: list[Any], log: Any) -> list[str]:

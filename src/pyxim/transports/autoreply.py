@@ -51,24 +51,43 @@ def autoreply_deliver(call: TransportCall) -> DeliveryResult:
     The new message has the null sender, goes on the spool and is delivered like a bounce; the
     address itself counts as delivered."""
     from pyxim.delivery.bounce import _hostname, _local_user
-    from pyxim.lists import iterate_list, match_address_list
+    from pyxim.lists import match_address_list
     from pyxim.spool.format import Recipient, SpoolHeader, SpoolMessage
     from pyxim.spool.ids import MessageIdGenerator
     from pyxim.spool.store import Spool
 
     name = call.transport.name
+    filtered = _filter_reply(call)
     try:
-        fields = {k: _expand(call, k) for k in ("to", "cc", "bcc", "from", "reply_to", "subject", "headers",
-                                                "text", "file", "never_mail")}
+        if filtered is not None:
+            # a filter's mail/vacation command: its values (already expanded) replace the
+            # options that make the message; never_mail still applies
+            fields = {k: filtered["fields"].get(k) for k in ("to", "cc", "bcc", "from", "reply_to", "subject",
+                                                             "text", "file")}
+            fields["headers"] = filtered["fields"].get("extra_headers")
+            fields["never_mail"] = _expand(call, "never_mail")
+            if fields["to"] is None:
+                fields["to"] = call.address[1:] if call.address.startswith(">") else None
+            for key in ("file",):
+                if fields[key] and key in filtered.get("tainted", ()):
+                    return DeliveryResult("defer", f"Tainted '{fields[key]}' (file name for {name} transport) "
+                                                   "not permitted")
+        else:
+            fields = {k: _expand(call, k) for k in ("to", "cc", "bcc", "from", "reply_to", "subject", "headers",
+                                                    "text", "file", "never_mail")}
     except ForcedFail:
         return DeliveryResult("ok")  # a forced failure in an option: no reply, as Exim
     except ExpansionError as exc:
         return DeliveryResult("defer", f"Expansion of autoreply option in {name} transport failed: {exc.message}")
+    from pyxim.address import extract_address, split_address_list
+
     recipients: list[str] = []
     for key in ("to", "cc", "bcc"):
-        for item in iterate_list((fields[key] or "").replace(",", ":")):
-            if item.strip():
-                recipients.append(item.strip().strip("<>"))
+        # address lists as in header lines: "Sam <s@x.example>, t@y.example"
+        for piece in split_address_list(fields[key] or ""):
+            parsed = extract_address(piece)
+            if parsed is not None and parsed.address:
+                recipients.append(parsed.address)
     never = fields["never_mail"]
     if never:
         recipients = [r for r in recipients if not match_address_list(call.ctx, r, never)]
@@ -80,11 +99,15 @@ def autoreply_deliver(call: TransportCall) -> DeliveryResult:
     new_id = MessageIdGenerator().new_id()
     date = formatdate(now, localtime=True)
     own_id = next((h.text.split(":", 1)[1].strip() for h in call.message.headers if h.type == "I"), "")
-    user = _local_user(config)
+    user = _transport_user(call) or _local_user(config)
+    # Exim submits the reply as the transport's user (exim -t): the Received line names that user, and
+    # "for" the recipient when there is only one
+    for_part = f"\n\tfor {recipients[0]}" if len(recipients) == 1 else ""
     headers: list[tuple[str, str]] = [
-        (f"Received: from {user} by {host} with local (Exim {_version()})\n\tid {new_id};\n\t{date}\n", "P")]
-    sender = fields["from"] or f"{call.ctx.variables.get('local_part', '')}@{call.ctx.variables.get('domain', '')}"
-    headers.append((f"From: {sender}\n", "F"))
+        (f"Received: from {user} by {host} with local (Exim {_version()})\n\tid {new_id}{for_part};\n\t{date}\n",
+         "P")]
+    if fields["from"]:
+        headers.append((f"From: {fields['from']}\n", "F"))
     if fields["reply_to"]:
         headers.append((f"Reply-To: {fields['reply_to']}\n", "R"))
     if fields["to"]:
@@ -101,14 +124,24 @@ def autoreply_deliver(call: TransportCall) -> DeliveryResult:
         if line.strip():
             headers.append((line + "\n", " "))
     headers.append((f"Message-Id: <E{new_id}@{host}>\n", "I"))
+    if not fields["from"]:
+        # no `from`: the submission's own fixup names the user it ran as
+        from pyxim.expand.evaluate import Evaluation
+        from pyxim.expand.variables import resolve_variable
+
+        qualify = resolve_variable(Evaluation(call.ctx), "qualify_domain")
+        headers.append((f"From: {user}@{qualify}\n", "F"))
     headers.append((f"Date: {date}\n", " "))
     body = ""
     if fields["text"]:
         body += fields["text"] + ("" if fields["text"].endswith("\n") else "\n")
     if fields["file"]:
         try:
-            content = Path(fields["file"]).read_text("utf-8", "surrogateescape")
-            if call.transport.options.get("file_expand"):
+            file_name = fields["file"]
+            if filtered is not None and not file_name.startswith("/"):
+                file_name = os.path.join(str(call.ctx.variables.get("home") or "/"), file_name)
+            content = Path(file_name).read_text("utf-8", "surrogateescape")
+            if (filtered["expand_file"] if filtered is not None else call.transport.options.get("file_expand")):
                 content = expand_string(content, call.ctx)
             body += content
         except OSError as exc:
@@ -116,7 +149,7 @@ def autoreply_deliver(call: TransportCall) -> DeliveryResult:
                 return DeliveryResult("defer", f"Failed to open file {fields['file']} when sending message from "
                                                f"{name} transport: {exc.strerror}")
     data = body.encode("utf-8", "surrogateescape")
-    if call.transport.options.get("return_message"):
+    if filtered["return_message"] if filtered is not None else call.transport.options.get("return_message"):
         data += b"\n------ This is a copy of the message, including all the headers.\n\n"
         for h in call.message.headers:
             if h.type != "*":
@@ -131,11 +164,31 @@ def autoreply_deliver(call: TransportCall) -> DeliveryResult:
     )
     spool = Spool(Path(str(config.main["spool_directory"])), bool(config.main.get("split_spool_directory")))
     spool.write(message, data)
-    size = len(data) + sum(len(t) for t, _ in headers)
+    size = len(data) + sum(len(t) for t, _ in headers) + 1  # the empty line after the headers counts
     result = DeliveryResult("ok")
     result.log.append(f"{new_id} <= <> R={call.message.message_id} U={user} P=local S={size}")
     result.new_messages.append(new_id)
     return result
+
+
+def _transport_user(call: TransportCall) -> str:
+    """The login of the user the transport runs as ("" when it runs as pyxim itself)."""
+    import pwd
+
+    if call.uid is None:
+        return ""
+    try:
+        return pwd.getpwuid(call.uid).pw_name
+    except KeyError:
+        return str(call.uid)
+
+
+def _filter_reply(call: TransportCall) -> dict | None:  # type: ignore[type-arg]
+    """The reply an Exim filter's mail or vacation command set up for this address, if any."""
+    import json
+
+    data = call.ctx.variables.get("filter_reply")
+    return json.loads(str(data)) if data else None
 
 
 def _version() -> str:
