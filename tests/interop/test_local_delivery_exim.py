@@ -393,3 +393,45 @@ def test_quota_warning_matches_exim() -> None:
     assert b"Subject: Your mailbox\n" in mine[1] and mine[1].count(b"From MAILER-DAEMON") == 1
     assert mine[2] == 3  # two messages and the warning (the other copy went to postmaster@, unrouteable)
     assert mine == quota_warning([oracle.EXIM])
+
+
+BSMTP_CONFIG = """\
+primary_hostname = t.example
+qualify_domain = t.example
+spool_directory = ROOT/spool
+log_file_path = ROOT/%slog
+begin routers
+r:
+  driver = accept
+  transport = p
+begin transports
+p:
+  driver = pipe
+  command = /usr/bin/tee -a ROOT/out
+  use_bsmtp
+  user = Debian-exim
+"""
+
+
+def bsmtp(command: list[str], driver: str) -> str:
+    root = Path(tempfile.mkdtemp(prefix="pyxim-bsmtp-"))
+    try:
+        root.chmod(0o777)
+        conf = root / "c.conf"
+        config = BSMTP_CONFIG if driver == "pipe" else BSMTP_CONFIG.replace("driver = pipe", "driver = appendfile") \
+            .replace("command = /usr/bin/tee -a ROOT/out", "file = ROOT/out")
+        conf.write_text(config.replace("ROOT", str(root)))
+        conf.chmod(0o644)
+        subprocess.run(command + ["-C", str(conf), "-odi", "-f", "s@x.example", "a@t.example", "b@t.example"],
+                       input=b"Subject: bs\n\n.leading dot\nbody\n", capture_output=True, timeout=60)
+        return mask((root / "out").read_bytes()).decode()
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.mark.parametrize("driver", ["pipe", "appendfile"])
+def test_use_bsmtp_matches_exim(driver: str) -> None:
+    """use_bsmtp: each address's envelope as MAIL/RCPT/DATA around the dot-stuffed message, then "."."""
+    mine = bsmtp([sys.executable, "-m", "pyxim"], driver)
+    assert mine.startswith("MAIL FROM:<s@x.example>\nRCPT TO:<a@t.example>\nDATA\n") and "\n..leading dot\n" in mine
+    assert mine == bsmtp([oracle.EXIM], driver)

@@ -437,118 +437,139 @@ def _attempt(
     ranked = list(dict.fromkeys(n for n, _m in made))
     slots = [n for n in range(len(plan)) if n in set(ranked)]
     placed = dict(zip(slots, ranked, strict=True))
-    for n in [placed.get(n, n) for n in range(len(plan))]:
+    order_n = [placed.get(n, n) for n in range(len(plan))]
+    finished_n = dict.fromkeys(order_n, True)
+    # Exim's order: what routing settled (failures, deferrals, :blackhole:) as it routes, then the local
+    # deliveries — a recipient's redirections last routed first, as Exim's list of local addresses has
+    # them —, then the remote ones (in the order of their transactions)
+    position = {n: i for i, n in enumerate(order_n)}
+
+    def exim_order(nm: tuple[int, int]) -> tuple:  # type: ignore[type-arg]
+        r = plan[nm[0]][3][nm[1]]
+        phase = _phase(config, r)
+        if phase != 1:
+            return phase, position[nm[0]], nm[1]
+        # local deliveries: the last generation of redirections first; within one, the addresses in the
+        # order routing took them, then the pipes and files last made first (Exim's addr_local)
+        where = (position[nm[0]], *r.order)
+        if r.address.startswith(("|", "/", ">")):
+            return phase, -len(r.parents), 1, tuple(-x for x in where)
+        return phase, -len(r.parents), 0, where
+
+    pairs = sorted(((n, m) for n in order_n for m in range(len(plan[n][3]))), key=exim_order)
+    for n, m in pairs:
         original, key, base, routed = plan[n]
-        finished = True
-        for m, r in enumerate(routed):
-            if r.address in done and r.address != original:
-                continue  # a redirection already delivered in an earlier attempt
-            ident = (r.address.lower(), r.transport)
-            if r.outcome == "routed" and r.transport and primary.get(ident) != (n, m):
-                finished = False  # a duplicate: its fate is the primary's (settled below)
-                continue
-            if not remote and r.outcome == "routed" and r.transport and not _is_local(config, r):
-                # -qq's first pass: routed only; the second pass delivers, grouped by host
-                finished = False
-                deferred_parts.add(n)
-                outcome.remote_hosts += [h.address for h in r.hosts[:1] if h.address]
-                continue
-            # a local delivery's retry record is its own ("T:address"), checked once routed, as Exim
-            local = r.outcome == "routed" and bool(r.transport) and _is_local(config, r)
-            rkey = f"T:{r.address}" if local else key
-            waiting = local and queue_running and not ignore_retry and not retry.due(rkey, now)
-            if waiting:
-                result = DeliveryResult("defer", "Retry time not yet reached", host_retry=True)
-            else:
-                result = batched.get((n, m)) or _one(config, message, body, r, original, base, clock,
-                                                      reached_by.get(ident), spool_files,  # type: ignore[arg-type]
-                                                      ignore_retry=ignore_retry, now=now)
-            results[ident] = result
-            parent = f" <{original}>" if r.address != original or r.outcome == "discarded" else ""
-            errno = getattr(result, "log_errno", None)  # Exim's "(n)" in a defer line
-            if errno is None:
-                errno = -53 if waiting else getattr(result, "errno", 0) or r.errno or -1
-            for line in result.log:  # a transport's own lines (pipe output …) come first, as in Exim
-                # a line about a message the transport made (autoreply) carries that message's id
-                log(line if is_message_id(line.split(" ", 1)[0]) else f"{mid} {line}")
-            timed_out = False
-            if result.status == "defer":
-                if (result.retry_expired if result.host_retry
-                        else retry.failed(rkey, original, now, result.message).expired):
-                    # past the retry rule's last cutoff: the deferral is logged, then the address fails
-                    router = f" R={r.router}" if r.router else ""
-                    transport = f" T={r.transport}" if r.transport and r.outcome == "routed" else ""
-                    why = f": {result.message}" if result.message else ""
-                    log(f"{mid} == {r.address}{parent}{router}{transport} defer ({errno}){why}")
-                    result = DeliveryResult("fail", "retry timeout exceeded")
-                    timed_out = True
-            elif result.status == "ok":
-                retry.succeeded(rkey)
-            outcome.bounces.extend(result.new_messages)
-            if result.status == "ok":
-                outcome.delivered.append(r.address)
-                if r.outcome == "routed" and _is_local(config, r):
-                    outcome.final.append((r.address, original))
-                elif result.relayed_to_non_dsn or (r.dsn_lasthop and r.hosts):
-                    # the report is made here: the next hop takes no DSN, or the router is the last hop
-                    host = result.relayed_to_non_dsn or r.hosts[0].name
-                    how = "relayed via non DSN router" if r.dsn_lasthop else "relayed to non-DSN-aware mailer"
-                    outcome.relayed.append((r.address, original, f"{host}|{how}"))
-                if r.outcome == "discarded":
-                    log(f"{mid} => :blackhole: <{r.address}> R={r.router}")
-                else:
-                    who = result.log_address or _log_address(config, r)
-                    shown = f" <{original}>" if r.transport and _is_local(config, r) else parent
-                    if r.address.startswith(("|", "/")) and r.parents and r.parents[0] != original:
-                        shown = f" ({r.parents[0]}){shown}"  # the alias that named the pipe or file
-                    # a further address delivered in the same SMTP transaction is logged with "->"
-                    flag = "*>" if result.bypassed else "->" if (n, m) in secondary else "=>"
-                    log(f"{mid} {flag} {who}{shown} R={r.router} T={r.transport}{result.detail}")
-                if r.address != original:
-                    message.non_recipients.append(r.address)
-                    done.add(r.address)
-                spool.journal_append(message.message_id, r.address)
-            elif result.status == "fail":
-                # the bounce gets the transport's bland text (pipe: "local delivery failed") and output
-                reason = getattr(result, "user_message", "") or result.message
-                output = getattr(result, "output", b"")
-                if output:
-                    reason += "\n    ------ pipe output ------\n    " + output.decode(
-                        "utf-8", "replace").rstrip("\n").replace("\n", "\n    ")
-                outcome.failed.append((r.address, reason, original))
-                if result.dsn_info:
-                    outcome.dsn_info[r.address] = result.dsn_info
-                if r.errors_to is not None:
-                    outcome.errors_to[r.address] = r.errors_to
-                if not message.sender:
-                    finished = False  # a bounce that cannot be delivered is frozen, not dropped
-                router = f" R={r.router}" if r.router and not timed_out else ""
-                # a forbidden pipe or file names the transport it would have had
-                transport = f" T={r.transport}" if r.transport and (
-                    r.outcome == "routed" or r.address.startswith(("|", "/"))) and not timed_out else ""
-                text = getattr(result, "log_text", None)  # the smtp transport's " H=host [ip]: …" form
-                log(f"{mid} ** {r.address}{parent}{router}{transport}"
-                    + (f": {result.message}" if text is None else text))
-            else:
-                if getattr(result, "waiting_host", ""):
-                    # a remote delivery waits for its host: the next queue run that reaches the host
-                    # sends this message down the same connection (Exim's wait-<transport> database)
-                    outcome.waiting_host = outcome.waiting_host or result.waiting_host
-                if r.one_time and r.address != original:
-                    # a one_time redirect's deferred child becomes a recipient of its own and its
-                    # parent counts as done, so the redirection is not made again (Exim's one_time)
-                    promoted.append(r)
-                else:
-                    finished = False
-                    deferred_parts.add(n)
-                outcome.deferred.append((r.address, result.message))
-                outcome.freeze = outcome.freeze or r.freeze
+        r = routed[m]
+        if r.address in done and r.address != original:
+            continue  # a redirection already delivered in an earlier attempt
+        ident = (r.address.lower(), r.transport)
+        if r.outcome == "routed" and r.transport and primary.get(ident) != (n, m):
+            finished_n[n] = False  # a duplicate: its fate is the primary's (settled below)
+            continue
+        if not remote and r.outcome == "routed" and r.transport and not _is_local(config, r):
+            # -qq's first pass: routed only; the second pass delivers, grouped by host
+            finished_n[n] = False
+            deferred_parts.add(n)
+            outcome.remote_hosts += [h.address for h in r.hosts[:1] if h.address]
+            continue
+        # a local delivery's retry record is its own ("T:address"), checked once routed, as Exim
+        local = r.outcome == "routed" and bool(r.transport) and _is_local(config, r)
+        rkey = f"T:{r.address}" if local else key
+        waiting = local and queue_running and not ignore_retry and not retry.due(rkey, now)
+        if waiting:
+            result = DeliveryResult("defer", "Retry time not yet reached", host_retry=True)
+        else:
+            result = batched.get((n, m)) or _one(config, message, body, r, original, base, clock,
+                                                  reached_by.get(ident), spool_files,  # type: ignore[arg-type]
+                                                  ignore_retry=ignore_retry, now=now)
+        results[ident] = result
+        parent = f" <{original}>" if r.address != original or r.outcome == "discarded" else ""
+        errno = getattr(result, "log_errno", None)  # Exim's "(n)" in a defer line
+        if errno is None:
+            errno = -53 if waiting else getattr(result, "errno", 0) or r.errno or -1
+        for line in result.log:  # a transport's own lines (pipe output …) come first, as in Exim
+            # a line about a message the transport made (autoreply) carries that message's id
+            log(line if is_message_id(line.split(" ", 1)[0]) else f"{mid} {line}")
+        timed_out = False
+        if result.status == "defer":
+            if (result.retry_expired if result.host_retry
+                    else retry.failed(rkey, original, now, result.message).expired):
+                # past the retry rule's last cutoff: the deferral is logged, then the address fails
                 router = f" R={r.router}" if r.router else ""
                 transport = f" T={r.transport}" if r.transport and r.outcome == "routed" else ""
                 why = f": {result.message}" if result.message else ""
-                text = getattr(result, "log_text", None)
-                log(f"{mid} == {r.address}{parent}{router}{transport} defer ({errno}){why if text is None else text}")
-        if finished:
+                log(f"{mid} == {r.address}{parent}{router}{transport} defer ({errno}){why}")
+                result = DeliveryResult("fail", "retry timeout exceeded")
+                timed_out = True
+        elif result.status == "ok":
+            retry.succeeded(rkey)
+        outcome.bounces.extend(result.new_messages)
+        if result.status == "ok":
+            outcome.delivered.append(r.address)
+            if r.outcome == "routed" and _is_local(config, r):
+                outcome.final.append((r.address, original))
+            elif result.relayed_to_non_dsn or (r.dsn_lasthop and r.hosts):
+                # the report is made here: the next hop takes no DSN, or the router is the last hop
+                host = result.relayed_to_non_dsn or r.hosts[0].name
+                how = "relayed via non DSN router" if r.dsn_lasthop else "relayed to non-DSN-aware mailer"
+                outcome.relayed.append((r.address, original, f"{host}|{how}"))
+            if r.outcome == "discarded":
+                log(f"{mid} => :blackhole: <{r.address}> R={r.router}")
+            else:
+                who = result.log_address or _log_address(config, r)
+                shown = f" <{original}>" if r.transport and _is_local(config, r) else parent
+                if r.address.startswith(("|", "/")) and r.parents and r.parents[0] != original:
+                    shown = f" ({r.parents[0]}){shown}"  # the alias that named the pipe or file
+                # a further address delivered in the same SMTP transaction is logged with "->"
+                flag = "*>" if result.bypassed else "->" if (n, m) in secondary else "=>"
+                log(f"{mid} {flag} {who}{shown} R={r.router} T={r.transport}{result.detail}")
+            if r.address != original:
+                message.non_recipients.append(r.address)
+                done.add(r.address)
+            spool.journal_append(message.message_id, r.address)
+        elif result.status == "fail":
+            # the bounce gets the transport's bland text (pipe: "local delivery failed") and output
+            reason = getattr(result, "user_message", "") or result.message
+            output = getattr(result, "output", b"")
+            if output:
+                reason += "\n    ------ pipe output ------\n    " + output.decode(
+                    "utf-8", "replace").rstrip("\n").replace("\n", "\n    ")
+            outcome.failed.append((r.address, reason, original))
+            if result.dsn_info:
+                outcome.dsn_info[r.address] = result.dsn_info
+            if r.errors_to is not None:
+                outcome.errors_to[r.address] = r.errors_to
+            if not message.sender:
+                finished_n[n] = False  # a bounce that cannot be delivered is frozen, not dropped
+            router = f" R={r.router}" if r.router and not timed_out else ""
+            # a forbidden pipe or file names the transport it would have had
+            transport = f" T={r.transport}" if r.transport and (
+                r.outcome == "routed" or r.address.startswith(("|", "/"))) and not timed_out else ""
+            text = getattr(result, "log_text", None)  # the smtp transport's " H=host [ip]: …" form
+            log(f"{mid} ** {r.address}{parent}{router}{transport}"
+                + (f": {result.message}" if text is None else text))
+        else:
+            if getattr(result, "waiting_host", ""):
+                # a remote delivery waits for its host: the next queue run that reaches the host
+                # sends this message down the same connection (Exim's wait-<transport> database)
+                outcome.waiting_host = outcome.waiting_host or result.waiting_host
+            if r.one_time and r.address != original:
+                # a one_time redirect's deferred child becomes a recipient of its own and its
+                # parent counts as done, so the redirection is not made again (Exim's one_time)
+                promoted.append(r)
+            else:
+                finished_n[n] = False
+                deferred_parts.add(n)
+            outcome.deferred.append((r.address, result.message))
+            outcome.freeze = outcome.freeze or r.freeze
+            router = f" R={r.router}" if r.router else ""
+            transport = f" T={r.transport}" if r.transport and r.outcome == "routed" else ""
+            why = f": {result.message}" if result.message else ""
+            text = getattr(result, "log_text", None)
+            log(f"{mid} == {r.address}{parent}{router}{transport} defer ({errno}){why if text is None else text}")
+    for n in order_n:
+        if finished_n[n]:
+            original = plan[n][0]
             message.non_recipients.append(original)
             done.add(original)
     from pyxim.spool.format import Recipient
@@ -662,6 +683,14 @@ def _multi_domain(inst: DriverInstance, r: RoutedAddress, base: ExpansionContext
     return text not in ("", "0", "false", "no")
 
 
+def _phase(config: Config, r: RoutedAddress) -> int:
+    """When Exim logs an address's outcome: 0 routing (failed, deferred, discarded), 1 a local delivery,
+    2 a remote one."""
+    if r.outcome != "routed" or not r.transport:
+        return 0
+    return 1 if _is_local(config, r) else 2
+
+
 def _is_local(config: Config, r: RoutedAddress) -> bool:
     t = next((t for t in config.transports if t.name == r.transport), None)
     return t is not None and t.driver in ("appendfile", "pipe", "lmtp", "autoreply", "queuefile")
@@ -669,8 +698,8 @@ def _is_local(config: Config, r: RoutedAddress) -> bool:
 
 def _log_address(config: Config, r: RoutedAddress) -> str:
     # Exim shows a local delivery by its local part (the mailbox), a remote one by the address
-    if r.address.startswith(("|", "/")):
-        return r.address  # a pipe or file from redirection is shown as itself
+    if r.address.startswith(("|", "/", ">")):
+        return r.address  # a pipe, file or filter reply from redirection is shown as itself
     if r.transport and _is_local(config, r):
         return r.address.rpartition("@")[0]
     return r.address

@@ -132,7 +132,7 @@ register("transport", "appendfile", OPTIONS, init=init)
 # mbox (`file`), maildir (`directory` + maildir_format), mailstore (`directory` +
 # mailstore_format) and one file per message (`directory` alone), with Exim's checks,
 # locks and wording (appendfile.c); quota_warn_threshold/quota_warn_message.
-# Not done yet: mbx_format, use_bsmtp batching, quota_filecount, maildirsize files,
+# Not done yet: mbx_format, batch_max > 1 (use_bsmtp: one envelope per address), quota_filecount, maildirsize files,
 # quota_size_regex, notify_comsat, check_group on the lock file, allow_fifo.
 
 
@@ -266,9 +266,8 @@ def _deliver(call: TransportCall) -> DeliveryResult:
                 return LocalResult(
                     "defer", f'mail{fmt}_format requires "directory" to be specified for the {name} transport'
                 )
-        if opts.get("mbx_format") or opts.get("use_bsmtp"):
-            which = "mbx_format" if opts.get("mbx_format") else "use_bsmtp"
-            return LocalResult("defer", f"{which} is not supported by pyxim's {name} transport yet")
+        if opts.get("mbx_format"):
+            return LocalResult("defer", f"mbx_format is not supported by pyxim's {name} transport yet")
         if opts.get("mailstore_format"):
             return _deliver_mailstore(call, path)
         if not is_dir:
@@ -354,6 +353,11 @@ def _content(call: TransportCall, where: str) -> tuple[bytes, bytes, bytes]:
                 errno=ERRNO_EXPANDFAIL,
             )
         ) from e
+    if call.transport.options.get("use_bsmtp"):
+        # batched SMTP: the envelope as SMTP commands around the dot-stuffed message
+        envelope = f"MAIL FROM:<{call.message.sender}>\nRCPT TO:<{call.address}>\nDATA\n"
+        prefix = envelope.encode("utf-8", "surrogateescape") + prefix
+        suffix = suffix + b".\n"
     return prefix, body, suffix
 
 

@@ -89,7 +89,7 @@ register("transport", "pipe", OPTIONS, init=init)
 # never add arguments, and no shell sees it); use_shell hands the expanded
 # line to /bin/sh -c instead. The message goes to the command's standard input;
 # its standard output and error are read together, up to max_output.
-# Not done yet: use_bsmtp and batch_max > 1 ($pipe_addresses gives just this
+# Not done yet: batch_max > 1 (use_bsmtp writes one envelope per address) ($pipe_addresses gives just this
 # address), force_command with $address_pipe splitting, freeze_signal and
 # freeze_exec_fail freeze nothing (they defer), transport_filter.
 
@@ -368,6 +368,12 @@ def pipe_deliver(call: TransportCall) -> DeliveryResult:
             why = f"Failed to expand headers_add or headers_remove: {e.reason}"
         errno = ERRNO_CHHEADER_FAIL if e.what == "headers" else ERRNO_EXPANDFAIL
         return LocalResult("defer", why, errno=errno, user_message="local delivery failed")
+    if opts.get("use_bsmtp"):
+        # batched SMTP: the envelope as SMTP commands around the dot-stuffed message (check_string "."
+        # and escape_string ".." are forced on for it)
+        envelope = f"MAIL FROM:<{call.message.sender}>\nRCPT TO:<{call.address}>\nDATA\n"
+        prefix = envelope.encode("utf-8", "surrogateescape") + prefix
+        suffix = suffix + b".\n"
     result = _run(call, argv, env, prefix + data + suffix, cmd)
     return _handle_output(call, result)
 
