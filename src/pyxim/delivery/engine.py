@@ -54,6 +54,7 @@ class AttemptOutcome:
     # remote=False (-qq's first pass): the first host of each remote address routed and left for later
     remote_hosts: list[str] = field(default_factory=list)
     freeze: bool = False  # a router deferred an address asking for the message to be frozen
+    freeze_log: str = ""  # the line that says why it is frozen ("Frozen" when a router asked)
     waiting_host: str = ""  # the first host a deferred remote address waits for
 
 
@@ -120,10 +121,13 @@ def deliver_message(
                 return _cancel(config, spool, message, body, log, "cancelled by timeout_frozen_after")
             else:
                 return AttemptOutcome(message_id, "frozen")
+        # a thaw by hand (-Mt, or -M of a frozen message) stops the system filter freezing it again
+        thawed = "manual_thaw" in message.options
         if "frozen" in message.options:
             del message.options["frozen"]
             log(f"{message_id} Unfrozen by forced delivery")
-        outcome = _attempt(config, spool, message, body, log, clock, ignore_retry, remote, queue_running)
+            thawed = True
+        outcome = _attempt(config, spool, message, body, log, clock, ignore_retry, remote, queue_running, thawed)
         if remote:
             message.options.pop("deliver_firsttime", None)  # tried once: -qi passes it by from now on
         if outcome.failed and discard_bounce:
@@ -174,7 +178,8 @@ def deliver_message(
         if outcome.freeze:
             # a router asked for it (host_find_failed, host_all_ignored or self = freeze)
             message.options["frozen"] = str(int(now))
-            log(f"{message_id} Frozen")
+            message.options.pop("manual_thaw", None)
+            log(f"{message_id} {outcome.freeze_log or 'Frozen'}")
         done = set(message.non_recipients)
         if all(r.address in done for r in message.recipients):
             _record_waiting(config, message_id, "")
@@ -363,7 +368,7 @@ def _reception_variables(options: dict[str, str | None]) -> dict[str, str]:
 def _attempt(
     config: Config, spool: Spool, message: SpoolMessage, body: bytes, log: LogFunc,
     clock: Callable[[], float] | None, ignore_retry: bool = False, remote: bool = True,
-    queue_running: bool = True,
+    queue_running: bool = True, manually_thawed: bool = False,
 ) -> AttemptOutcome:
     import time
 
@@ -390,9 +395,13 @@ def _attempt(
                 message.non_recipients.append(recipient.address)
                 done.add(recipient.address)
         return outcome
+    filtered = _system_filter(config, message, body, log, clock, done, outcome, manually_thawed)
+    if filtered is None:
+        return outcome  # an error in the system filter: nothing more is done this time
+    sn_vars, held, made_by_filter = filtered
     for recipient in message.recipients:
         original = recipient.address
-        if original in done:
+        if original in done or held:
             continue
         key = f"R:{original}"
         # an address's retry time counts in queue runs only (Exim routes it on a first delivery anyway)
@@ -402,6 +411,7 @@ def _attempt(
             outcome.deferred.append((original, "retry time not reached"))
             continue
         base = _context(config, message, body, clock)
+        base.variables.update(sn_vars)  # the system filter's $n0-$n9, for users' filters
         notices: list = []  # type: ignore[type-arg]
         plan.append((original, key, base, route_address(config, original, dict(base.variables), ctx=None,
                                                         notices=notices, message=base.message)))
@@ -414,6 +424,12 @@ def _attempt(
             from pyxim.routers.redirect import report_syntax_errors
 
             outcome.bounces.extend(report_syntax_errors(config, spool, message, notices, log))
+    if made_by_filter:
+        from pyxim.delivery.system_filter import PARENT
+
+        base = _context(config, message, body, clock)
+        base.variables.update(sn_vars)
+        plan.append((PARENT, f"R:{PARENT}", base, made_by_filter))
     primary: dict[tuple[str, str], tuple[int, int]] = {}
     reached_by: dict[tuple[str, str], list[str]] = {}
     for n, (original, _key, _base, routed) in enumerate(plan):
@@ -522,7 +538,8 @@ def _attempt(
                     shown = f" ({r.parents[0]}){shown}"  # the alias that named the pipe or file
                 # a further address delivered in the same SMTP transaction is logged with "->"
                 flag = "*>" if result.bypassed else "->" if (n, m) in secondary else "=>"
-                log(f"{mid} {flag} {who}{shown} R={r.router} T={r.transport}{result.detail}")
+                router = f" R={r.router}" if r.router else ""  # a system filter's file, pipe or reply has none
+                log(f"{mid} {flag} {who}{shown}{router} T={r.transport}{result.detail}")
             if r.address != original:
                 message.non_recipients.append(r.address)
                 done.add(r.address)
@@ -570,7 +587,8 @@ def _attempt(
     for n in order_n:
         if finished_n[n]:
             original = plan[n][0]
-            message.non_recipients.append(original)
+            if original not in done:  # "system-filter" is done already when an earlier attempt finished it
+                message.non_recipients.append(original)
             done.add(original)
     from pyxim.spool.format import Recipient
 
@@ -589,6 +607,50 @@ def _attempt(
             message.non_recipients.append(original)
             done.add(original)
     return outcome
+
+
+def _system_filter(config: Config, message: SpoolMessage, body: bytes, log: LogFunc,
+                   clock: Callable[[], float] | None, done: set[str], outcome: AttemptOutcome,
+                   manually_thawed: bool) -> tuple[dict[str, str], bool, list[RoutedAddress]] | None:
+    """Run the system filter and act on what it decided about the original recipients. Returns the
+    $sn0-$sn9 values, whether the original recipients wait (freeze, defer, or done by the filter), and
+    the deliveries the filter set up; None after an error in the filter (the attempt stops there)."""
+    from pyxim.delivery.system_filter import log_error, run_system_filter
+
+    mid = message.message_id
+    pending = [r.address for r in message.recipients if r.address not in done]
+    ctx = _context(config, message, body, clock)
+    result = run_system_filter(config, message, ctx, pending, manually_thawed)
+    if result is None:
+        return {}, False, []
+    if result.error is not None:
+        log_error(log, mid, result.error)
+        return None
+    held = False
+    if result.fail_log is not None:
+        log(f"{mid} cancelled by system filter: {result.fail_log}")
+        for address in pending:
+            # every original recipient fails, without a line of its own; a bounce is not bounced
+            if message.sender:
+                outcome.failed.append((address, result.fail_text, address))
+            message.non_recipients.append(address)
+            done.add(address)
+        held = True
+    elif result.freeze is not None and not manually_thawed:
+        outcome.freeze = True
+        outcome.freeze_log = "Frozen by the system filter" + (f": {result.freeze}" if result.freeze else "")
+        held = True
+    elif result.defer is not None:
+        log(f"{mid} Delivery deferred by system filter")
+        outcome.deferred.extend((address, result.defer) for address in pending)
+        held = True
+    elif result.significant:
+        log(f"{mid} original recipients ignored (system filter)")
+        for address in pending:
+            message.non_recipients.append(address)
+            done.add(address)
+        held = True
+    return result.sn, held, result.routed
 
 
 def _run_batches(config: Config, message: SpoolMessage, body: bytes, plan: list, primary: dict,  # type: ignore[type-arg]

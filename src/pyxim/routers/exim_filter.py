@@ -60,12 +60,15 @@ class FilterOptions:
     system: bool = False  # a system filter: fail, freeze, headers add/remove, $sn0-$sn9 set at the end
     allow_fail: bool = False
     allow_freeze: bool = False
+    allow_defer: bool = False
     forbid_logwrite: bool = False
     real_log: bool = False  # logwrite really writes (a delivery, not -bt/-bv)
     test_output: Callable[[str], None] | None = None  # -bf/-bF: each action described here
     qualify_domain: str = ""  # for unqualified deliver addresses
     caller_address: str = ""  # what errors_to may name in a user filter
     log_mode: int = 0o600
+    # a system filter run as system_filter_user: the log files it makes belong to that user
+    log_owner: tuple[int | None, int | None] | None = None
 
 
 @dataclass
@@ -97,6 +100,7 @@ class FilterResult:
     significant: bool = False
     fail: str | None = None  # the text of fail (system filters, allow_fail)
     freeze: str | None = None
+    defer: str | None = None  # the text of defer (system filters)
     headers_added: list[str] = field(default_factory=list)
     headers_removed: list[str] = field(default_factory=list)
     n_vars: list[int] = field(default_factory=lambda: [0] * 10)
@@ -272,8 +276,8 @@ def _command(r: _Reader, word: str, options: FilterOptions, inside_if: bool) -> 
         return (word, line, value, extra, seen, noerror)
     if word == "finish":
         return ("finish", line, seen)
-    if word in ("fail", "freeze"):
-        allowed = options.allow_fail if word == "fail" else options.allow_freeze
+    if word in ("fail", "freeze", "defer"):
+        allowed = {"fail": options.allow_fail, "freeze": options.allow_freeze, "defer": options.allow_defer}[word]
         if not (allowed or options.system):
             raise r.near(f'filtering command "{word}" is disabled:')
         text: str | None = None
@@ -551,7 +555,7 @@ def _obey_one(cmd: Cmd, state: _State) -> None:
             result.significant = True
         _out(state, "Seen finish" if cmd[2] else "Finish")
         raise _Finish
-    if name in ("fail", "freeze"):
+    if name in ("fail", "freeze", "defer"):
         text = _expand(state, cmd[2], f"{name} command") if cmd[2] is not None else ""
         setattr(result, name, text)
         _out(state, f'{name.capitalize()} text "{printing(text)}"')
@@ -695,10 +699,16 @@ def _edit_headers(state: _State, action: str, value: str) -> None:
 
     message = state.ctx.message
     if action == "add":
-        text = value if value.endswith("\n") else value + "\n"
-        state.result.headers_added.append(text)
-        if message is not None:
-            message.headers.append(HeaderLine(header_name(text), text))
+        # leading white space goes and an empty string adds nothing; "\n" not followed by white space
+        # starts another header line (Exim's rules for "headers add")
+        text = value.lstrip()
+        if not text:
+            return
+        for one in re.split(r"\n(?=[^ \t])", text.rstrip("\n")):
+            one += "\n"
+            state.result.headers_added.append(one)
+            if message is not None:
+                message.headers.append(HeaderLine(header_name(one), one))
         return
     names = [n.strip() for n in value.split(":") if n.strip()]
     state.result.headers_removed.extend(names)
@@ -718,8 +728,13 @@ def _write_log(state: _State, text: str) -> None:
     if not name.startswith("/"):
         raise FilterError(f'logfile "{name}" is not an absolute path')
     try:
+        created = not os.path.exists(name)
         fd = os.open(name, os.O_WRONLY | os.O_APPEND | os.O_CREAT, state.log_mode)
         try:
+            owner = state.options.log_owner
+            if created and owner is not None and os.geteuid() == 0:
+                # Exim writes it from the filter's process, run as system_filter_user
+                os.fchown(fd, owner[0] if owner[0] is not None else -1, owner[1] if owner[1] is not None else -1)
             os.write(fd, text.encode("utf-8", "surrogateescape"))
         finally:
             os.close(fd)
