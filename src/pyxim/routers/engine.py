@@ -980,6 +980,9 @@ def _filter_items(
             lines.append(item.text)
         elif item.kind == "pipe":
             lines.append("|" + item.text)
+        elif item.kind == "file" and getattr(outcome, "sieve", False):
+            # a Sieve folder ("inbox", "INBOX.x", "/abs"): $address_file as written
+            replies.append(_special_item(config, inst, ctx, item.text, parents))
         elif item.kind == "file":
             path = item.text
             if not path.startswith("/") and home and inst.options.get("filter_prepend_home", True):

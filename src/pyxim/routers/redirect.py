@@ -110,10 +110,34 @@ def run_filter(
             f"error in filter data: {'Exim' if kind == 'exim' else 'Sieve'} filtering not enabled"
         )
     if kind == "sieve":
-        raise RouterDefer("error in filter data: Sieve filtering is not available in this version of pyxim")
+        return _run_sieve(inst, ctx, data)
     from pyxim.routers.exim_filter import interpret
 
     return interpret(inst, ctx, data, address, delivering)
+
+
+def _run_sieve(inst: DriverInstance, ctx: ExpansionContext, data: str) -> Any:
+    """A Sieve script: its result shaped like an Exim filter's, marked `sieve` so that its
+    folders ("inbox", relative names) go to the file_transport as they are, for the transport
+    to place (Exim does not prepend $home to them)."""
+    from pyxim.routers.engine import _expand_option
+    from pyxim.routers.sieve_filter import SieveOptions, interpret
+
+    def option(name: str) -> str | None:
+        value = _expand_option(inst, name, ctx)
+        return None if value is None else str(value)
+
+    local_part = str(ctx.variables.get("local_part") or "")
+    useraddress = option("sieve_useraddress")
+    options = SieveOptions(
+        useraddress=local_part if useraddress is None else useraddress,
+        subaddress=option("sieve_subaddress"),
+        vacation_directory=option("sieve_vacation_directory"),
+        enotify_mailto_owner=option("sieve_enotify_mailto_owner"),
+    )
+    result = interpret(data, ctx, options).result
+    result.sieve = True  # type: ignore[attr-defined]
+    return result
 
 
 def report_syntax_errors(config: Any, spool: Any, message: Any, notices: list[Any], log: Any) -> list[str]:

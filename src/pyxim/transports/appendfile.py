@@ -165,7 +165,9 @@ def appendfile_deliver(call: TransportCall) -> DeliveryResult:
 def file_item_path(call: TransportCall) -> str:
     """A file item from redirection that the transport's `file` option sends elsewhere: where it goes,
     which Exim's delivery line names ("" otherwise)."""
-    if not call.address.startswith("/") or not call.transport.options.get("file"):
+    # a Sieve folder ("inbox", "lists.x") is a file item too, though not an absolute path
+    file_item = call.address.startswith("/") or call.address == call.ctx.variables.get("address_file")
+    if not file_item or not call.transport.options.get("file"):
         return ""
     mailbox = _mailbox(call)
     return mailbox[0] if mailbox is not None else ""
