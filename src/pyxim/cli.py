@@ -317,7 +317,7 @@ def run_smtp_stdio(cl: CommandLine, out: TextIO, inp) -> int:  # type: ignore[no
 
         logger = Logger(str(config.main.get("log_file_path") or ""), str(config.main["spool_directory"]))
         _drop_untrusted_origin(cl, config)
-        session = SmtpSession(config, _origin_peer(cl), store, ids.new_id, logger.main, logger.reject)
+        session = SmtpSession(config, origin_peer(cl.origin), store, ids.new_id, logger.main, logger.reject)
         # (-oMas does not outlive MAIL, which says the authenticated sender itself in SMTP)
         apply_origin(session, {k: v for k, v in cl.origin.items() if k != "-oMas"})
     binary_out = out.buffer if hasattr(out, "buffer") else None
@@ -349,25 +349,6 @@ def run_smtp_stdio(cl: CommandLine, out: TextIO, inp) -> int:  # type: ignore[no
     return 0
 
 
-def _split_host_port(text: str) -> tuple[str, int]:
-    """-oMa/-oMi values: an IP address, optionally followed by .port or :port (Exim's form)."""
-    import ipaddress
-
-    text = text.strip()
-    if text.startswith("[") and "]" in text:
-        address, _, rest = text[1:].partition("]")
-        return address, int(rest[1:]) if rest[1:].isdigit() else 0
-    for sep in (".", ":"):
-        head, _, tail = text.rpartition(sep)
-        if head and tail.isdigit():
-            try:
-                ipaddress.ip_address(head)
-                return head, int(tail)
-            except ValueError:
-                pass
-    return text, 0
-
-
 def _drop_untrusted_origin(cl: CommandLine, config) -> None:  # type: ignore[no-untyped-def]
     """-oM… are for trusted callers; from anyone else Exim ignores them without a word."""
     from pyxim.expand import ExpansionContext
@@ -377,15 +358,16 @@ def _drop_untrusted_origin(cl: CommandLine, config) -> None:  # type: ignore[no-
         cl.origin = {}
 
 
-def _origin_peer(cl: CommandLine):  # type: ignore[no-untyped-def]
+def origin_peer(origin: dict[str, str]):  # type: ignore[no-untyped-def]
     """The client a -bs session or a submission stands for: -oMa (and -oMi), else none (a local caller)."""
     from pyxim.smtp.session import Peer
+    from pyxim.spool.format import split_host_port
 
-    if not cl.origin.get("-oMa"):
+    if not origin.get("-oMa"):
         return Peer("", 0)
-    address, port = _split_host_port(cl.origin["-oMa"])
-    local_address, local_port = _split_host_port(cl.origin.get("-oMi", ""))
-    return Peer(address, port, local_address or "", local_port)
+    address, port = split_host_port(origin["-oMa"])
+    local_address, local_port = split_host_port(origin.get("-oMi", ""))
+    return Peer(address, port, local_address, local_port)
 
 
 def apply_origin(session, origin: dict[str, str]) -> None:  # type: ignore[no-untyped-def]
@@ -407,7 +389,9 @@ def apply_origin(session, origin: dict[str, str]) -> None:  # type: ignore[no-un
     if origin.get("-oMas"):
         variables["authenticated_sender"] = Tainted(origin["-oMas"])
     if origin.get("-oMi"):
-        address, port = _split_host_port(origin["-oMi"])
+        from pyxim.spool.format import split_host_port
+
+        address, port = split_host_port(origin["-oMi"])
         variables.update({"received_ip_address": address, "interface_address": address,
                           "received_port": str(port), "interface_port": str(port)})
     session._set_sender_hosts()

@@ -18,7 +18,7 @@ from pyxim.config.model import Config
 from pyxim.errors import PyximError
 from pyxim.expand.taint import Tainted
 from pyxim.log import Logger
-from pyxim.smtp.session import Envelope, Peer, SessionOutput, SmtpSession, _login, _split_message
+from pyxim.smtp.session import Envelope, SessionOutput, SmtpSession, _login, _split_message
 from pyxim.spool.format import Recipient
 from pyxim.spool.ids import MessageIdGenerator
 from pyxim.spool.store import Spool
@@ -61,14 +61,9 @@ def submit(config: Config, stdin, recipients: list[str], extract: bool, dot_ends
         return message.message_id
 
     origin = origin or {}
-    peer = Peer("", 0)
-    if origin.get("-oMa"):
-        from pyxim.cli import _split_host_port
+    from pyxim.cli import origin_peer
 
-        address, port = _split_host_port(origin["-oMa"])
-        local_address, local_port = _split_host_port(origin.get("-oMi", ""))
-        peer = Peer(address, port, local_address, local_port)
-    session = SmtpSession(config, peer, store, MessageIdGenerator().new_id, logger.main)
+    session = SmtpSession(config, origin_peer(origin), store, MessageIdGenerator().new_id, logger.main)
     # -oMr's value is the caller's text: the -H file marks it tainted, as Exim's does
     session.protocol_override = Tainted(origin["-oMr"]) if origin.get("-oMr") else "local"
     if origin:

@@ -42,11 +42,15 @@ def _local_user(config: Config) -> str:
         return str(uid if isinstance(uid, int) else os.geteuid())
 
 
-def _received(config: Config, host: str, new_id: str, to: str, date: str) -> str:
+def _received(config: Config, host: str, new_id: str, to: str | list[str], date: str, user: str | None = None) -> str:
+    """The Received: line of a message pyxim makes itself (bounce, warning, reply): from the user it is
+    made as (default: exim_user), "for" its recipient when it has only one."""
     from pyxim import EXIM_COMPAT_VERSION
 
-    return (f"Received: from {_local_user(config)} by {host} with local (Exim {EXIM_COMPAT_VERSION})\n"
-            f"\tid {new_id}\n\tfor {to};\n\t{date}\n")
+    recipients = [to] if isinstance(to, str) else to
+    for_part = f"\n\tfor {recipients[0]}" if len(recipients) == 1 else ""
+    return (f"Received: from {user or _local_user(config)} by {host} with local (Exim {EXIM_COMPAT_VERSION})\n"
+            f"\tid {new_id}{for_part};\n\t{date}\n")
 
 
 @dataclass(slots=True)
@@ -430,20 +434,14 @@ def send_quota_warning(config: Config, spool: Spool, message: SpoolMessage, text
     if not recipients:
         log(f"{message.message_id} quota warning message has no recipients")
         return None
-    from pyxim import EXIM_COMPAT_VERSION
-
     try:
         user = pwd.getpwuid(os.getuid()).pw_name  # the delivery process, as Exim's child names its caller
     except KeyError:
         user = str(os.getuid())
     report = _new_report(config)
     kinds = {"to": "T", "cc": "C", "subject": " ", "reply-to": "R"}
-    # "for" names the recipient only when there is one, as received_header_text does
-    for_part = f"\n\tfor {recipients[0]}" if len(recipients) == 1 else ""
-    received = (f"Received: from {user} by {report.host} with local (Exim {EXIM_COMPAT_VERSION})\n"
-                f"\tid {report.new_id}{for_part};\n\t{report.date}\n")
     header_texts = [
-        (received, "P"),
+        (_received(config, report.host, report.new_id, recipients, report.date, user), "P"),
         ("Auto-Submitted: auto-replied\n", " "),
         (f"From: Mail Delivery System <Mailer-Daemon@{report.host}>\n", "F"),
         *[(f + "\n", kinds.get(f.partition(":")[0].strip().lower(), " ")) for f in fields

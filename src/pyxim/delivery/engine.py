@@ -334,26 +334,19 @@ def _context(config: Config, message: SpoolMessage, body: bytes, clock: Callable
     return ctx
 
 
-def _host_and_port(text: str) -> tuple[str, str]:
-    """A -H file's address: "[ip]:port" (Exim 4.96) or "ip.port" (older Exims, and pyxim before)."""
-    if text.startswith("["):
-        address, _, port = text[1:].partition("]")
-        return address, port.lstrip(":") or "0"
-    address, dot, port = text.rpartition(".")
-    return (address, port) if dot and port.isdigit() else (text, "0")
-
-
 def _reception_variables(options: dict[str, str | None]) -> dict[str, str]:
     """What the -H file keeps of the message's reception, as the variables a delivery sees
     ($sender_host_address, $sender_host_name, $sender_helo_name, $received_protocol, $authenticated_id …)."""
+    from pyxim.spool.format import split_host_port
+
     out: dict[str, str] = {}
     if options.get("host_address"):
-        address, port = _host_and_port(str(options["host_address"]))
-        out.update({"sender_host_address": Tainted(address), "sender_host_port": port})
+        address, port = split_host_port(str(options["host_address"]))
+        out.update({"sender_host_address": Tainted(address), "sender_host_port": str(port)})
     if options.get("interface_address"):
-        address, port = _host_and_port(str(options["interface_address"]))
-        out.update({"received_ip_address": address, "interface_address": address, "received_port": port,
-                    "interface_port": port})
+        address, port = split_host_port(str(options["interface_address"]))
+        out.update({"received_ip_address": address, "interface_address": address, "received_port": str(port),
+                    "interface_port": str(port)})
     for option, variable in (("helo_name", "sender_helo_name"), ("host_name", "sender_host_name"),
                              ("ident", "sender_ident"), ("received_protocol", "received_protocol"),
                              ("host_auth", "sender_host_authenticated"), ("auth_id", "authenticated_id"),

@@ -6,6 +6,7 @@ another ETRN for the same argument meanwhile gets 458 "Already processing"."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import subprocess
@@ -47,31 +48,27 @@ def run_etrn(config: Config, ctx: ExpansionContext, argument: str, command: str)
         return "458", f"Internal failure: {exc}"  # Exim: 458 Internal failure
     if not argv or not argv[0]:
         return "458", "Internal failure"
-    serialize = bool(config.main.get("smtp_etrn_serialize", True))
-    if serialize:
+    spool = str(config.main.get("spool_directory") or "")
+    held = contextlib.ExitStack()  # the serialization slot, kept until the command ends
+    if config.main.get("smtp_etrn_serialize", True):
         from pyxim.delivery.serialize import slot
 
         # the key names the argument by a hash: a client's text never becomes a file name
         key = "etrn-" + hashlib.sha256(argument.encode("utf-8", "surrogateescape")).hexdigest()[:24]
-        spool = str(config.main.get("spool_directory") or "")
-        held = slot(spool, key, 1)
-        if not held.__enter__():
-            held.__exit__(None, None, None)
+        if not held.enter_context(slot(spool, key, 1)):
+            held.close()
             return "458", f"Already processing {argument}"
     try:
         child = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                                  stderr=subprocess.DEVNULL, start_new_session=True, close_fds=True,
-                                 cwd=str(config.main.get("spool_directory") or "/") if os.path.isdir(
-                                     str(config.main.get("spool_directory") or "")) else "/")
+                                 cwd=spool if os.path.isdir(spool) else "/")
     except OSError:
-        if serialize:
-            held.__exit__(None, None, None)
+        held.close()
         return "458", "Unable to fork process"
 
     def reap() -> None:
         child.wait()
-        if serialize:
-            held.__exit__(None, None, None)  # the next ETRN for this argument may run
+        held.close()  # the next ETRN for this argument may run
 
     threading.Thread(target=reap, name="etrn", daemon=True).start()
     return "250", "OK"

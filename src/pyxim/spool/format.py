@@ -213,3 +213,23 @@ def _read_tree(lines: list[str], i: int) -> tuple[list[str], int]:
         return j
 
     return out, node(i)
+
+
+def split_host_port(text: str) -> tuple[str, int]:
+    """An address with its port, as -H files keep them ("[ip]:port"; "ip.port" from older Exims) and as
+    -oMa/-oMi give them ("ip.port" or "ip:port"): (address, port), port 0 when none is given."""
+    import ipaddress
+
+    text = text.strip()
+    if text.startswith("[") and "]" in text:
+        address, _, rest = text[1:].partition("]")
+        return address, int(rest[1:]) if rest[1:].isdigit() else 0
+    for sep in (".", ":"):
+        head, _, tail = text.rpartition(sep)
+        if head and tail.isdigit():
+            try:
+                ipaddress.ip_address(head)
+                return head, int(tail)
+            except ValueError:
+                pass
+    return text, 0

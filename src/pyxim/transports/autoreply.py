@@ -54,7 +54,7 @@ def autoreply_deliver(call: TransportCall) -> DeliveryResult:
 
     The new message has the null sender, goes on the spool and is delivered like a bounce; the
     address itself counts as delivered."""
-    from pyxim.delivery.bounce import _hostname, _local_user
+    from pyxim.delivery.bounce import _hostname, _local_user, _received
     from pyxim.lists import match_address_list
     from pyxim.spool.format import Recipient, SpoolHeader, SpoolMessage
     from pyxim.spool.ids import MessageIdGenerator
@@ -123,12 +123,8 @@ def autoreply_deliver(call: TransportCall) -> DeliveryResult:
     date = formatdate(now, localtime=True)
     own_id = next((h.text.split(":", 1)[1].strip() for h in call.message.headers if h.type == "I"), "")
     user = _transport_user(call) or _local_user(config)
-    # Exim submits the reply as the transport's user (exim -t): the Received line names that user, and
-    # "for" the recipient when there is only one
-    for_part = f"\n\tfor {recipients[0]}" if len(recipients) == 1 else ""
-    headers: list[tuple[str, str]] = [
-        (f"Received: from {user} by {host} with local (Exim {_version()})\n\tid {new_id}{for_part};\n\t{date}\n",
-         "P")]
+    # Exim submits the reply as the transport's user (exim -t): the Received line names that user
+    headers: list[tuple[str, str]] = [(_received(config, host, new_id, recipients, date, user), "P")]
     if fields["from"]:
         headers.append((f"From: {fields['from']}\n", "F"))
     if fields["reply_to"]:
@@ -374,9 +370,3 @@ def _filter_reply(call: TransportCall) -> dict | None:  # type: ignore[type-arg]
 
     data = call.ctx.variables.get("filter_reply")
     return json.loads(str(data)) if data else None
-
-
-def _version() -> str:
-    from pyxim import EXIM_COMPAT_VERSION
-
-    return EXIM_COMPAT_VERSION
